@@ -1,0 +1,440 @@
+//! Finding a server: env URL, default port, Docker, then a private instance.
+//!
+//! The order matters for a workshop. Someone who points `DATABASE_URL` at a
+//! server they run gets exactly that. An attendee with the usual local
+//! servers (or `just services-up`) gets those, at no start-up cost. With
+//! Docker and nothing running, a container. With only the server packages
+//! installed, a private instance in a temp dir. Every step logs what it found,
+//! and when all four fail the error lists each way to fix it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::Connection;
+
+use crate::spawn::{self, Instance, SpawnOptions};
+
+/// How long a probe of one server may take. A server on loopback answers in
+/// milliseconds; anything slower is not one we want to teach against.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The servers the workshop uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Postgres,
+    Redis,
+    MySql,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Postgres, Kind::Redis, Kind::MySql];
+
+    /// The env var that names a server to use, checked first.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Kind::Postgres => "DATABASE_URL",
+            Kind::Redis => "REDIS_URL",
+            Kind::MySql => "MYSQL_URL",
+        }
+    }
+
+    /// The URL of a server on the default local port, as the workshop's
+    /// machines and `docker-compose.yml` run it: trust auth for PostgreSQL,
+    /// root with an empty password for MariaDB, database `test` in both.
+    pub fn default_url(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+            Kind::Redis => "redis://127.0.0.1:6379",
+            Kind::MySql => "mysql://root@127.0.0.1:3306/test",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Kind::Postgres => 5432,
+            Kind::Redis => 6379,
+            Kind::MySql => 3306,
+        }
+    }
+
+    /// The name a reader knows the server by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Postgres => "PostgreSQL",
+            Kind::Redis => "Redis",
+            Kind::MySql => "MariaDB",
+        }
+    }
+
+    /// How to install the server binaries, for error messages.
+    fn install_hint(self) -> &'static str {
+        match self {
+            Kind::Postgres => "apt-get install postgresql (macOS: brew install postgresql@17)",
+            Kind::Redis => "apt-get install redis-server (macOS: brew install redis)",
+            Kind::MySql => "apt-get install mariadb-server (macOS: brew install mariadb)",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which discovery steps to try, from `LAB_BACKEND`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// All four steps in order (the default).
+    #[default]
+    Auto,
+    /// Only servers someone else runs: the env URL or the default port.
+    External,
+    /// Only a testcontainers container.
+    Docker,
+    /// Only a private instance from local binaries.
+    Local,
+}
+
+pub const BACKEND_ENV: &str = "LAB_BACKEND";
+
+impl FromStr for Backend {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Backend::Auto),
+            "external" => Ok(Backend::External),
+            "docker" => Ok(Backend::Docker),
+            "local" => Ok(Backend::Local),
+            other => anyhow::bail!(
+                "{BACKEND_ENV}={other:?} is not one of auto, external, docker, local"
+            ),
+        }
+    }
+}
+
+/// Where a server came from. Logged, and shown by `just doctor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The env var named this URL.
+    EnvUrl,
+    /// A server answered on the default local port.
+    DefaultPort,
+    /// A testcontainers container.
+    Docker,
+    /// A private instance spawned by the harness.
+    Private,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::EnvUrl => "env URL",
+            Origin::DefaultPort => "default local port",
+            Origin::Docker => "Docker container",
+            Origin::Private => "private instance",
+        })
+    }
+}
+
+/// A server to talk to. Keep it alive as long as you use its URL: dropping
+/// it stops a container or private instance it owns.
+pub struct Server {
+    kind: Kind,
+    url: String,
+    origin: Origin,
+    keep: Keep,
+}
+
+// What keeps the server running; dropped with the `Server`.
+enum Keep {
+    Nothing,
+    Private(Box<Instance>),
+    #[cfg(feature = "docker")]
+    #[allow(dead_code)] // held only for its Drop, which removes the container
+    Container(Box<crate::docker::Container>),
+}
+
+impl Server {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+    /// The private instance behind this server, if the harness spawned it.
+    pub fn instance(&mut self) -> Option<&mut Instance> {
+        match &mut self.keep {
+            Keep::Private(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// What discovery looks at. [`Probe::from_env`] is what every lesson uses;
+/// tests build one by hand to force a path or to make every step fail.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub backend: Backend,
+    /// The env URL, when set.
+    pub env_url: Option<String>,
+    /// The URL of a server on the default local port.
+    pub default_url: String,
+    /// Whether a Docker daemon looks reachable.
+    pub docker: bool,
+    /// Where to look for server binaries, before the usual places.
+    pub bin_dir: Option<PathBuf>,
+    /// Only look in `bin_dir` (tests use this to hide the real binaries).
+    pub only_bin_dir: bool,
+}
+
+impl Probe {
+    pub fn from_env(kind: Kind) -> anyhow::Result<Probe> {
+        let backend = match std::env::var(BACKEND_ENV) {
+            Ok(v) => v.parse()?,
+            Err(_) => Backend::Auto,
+        };
+        Ok(Probe {
+            backend,
+            env_url: std::env::var(kind.env_var()).ok().filter(|v| !v.trim().is_empty()),
+            default_url: kind.default_url().to_string(),
+            docker: docker_reachable(),
+            bin_dir: std::env::var_os(spawn::BIN_DIR_ENV).map(PathBuf::from),
+            only_bin_dir: false,
+        })
+    }
+
+    fn spawn_options(&self) -> SpawnOptions {
+        SpawnOptions {
+            bin_dir: self.bin_dir.clone(),
+            only_bin_dir: self.only_bin_dir,
+            ..SpawnOptions::default()
+        }
+    }
+}
+
+/// Finds a server of `kind`, as `LAB_BACKEND` and the env URL say.
+pub async fn discover(kind: Kind) -> anyhow::Result<Server> {
+    discover_with(kind, &Probe::from_env(kind)?).await
+}
+
+/// Finds a server of `kind` with an explicit probe.
+pub async fn discover_with(kind: Kind, probe: &Probe) -> anyhow::Result<Server> {
+    let mut tried: Vec<String> = Vec::new();
+    let b = probe.backend;
+
+    // 1. An env URL is an instruction, not a hint: if it is set and does not
+    //    answer, say so rather than silently using some other server.
+    if matches!(b, Backend::Auto | Backend::External) {
+        match &probe.env_url {
+            Some(url) => {
+                ping(kind, url).await.with_context(|| {
+                    format!("{} is set to {} but that server does not answer", kind.env_var(), redact(url))
+                })?;
+                return Ok(found(kind, url.clone(), Origin::EnvUrl, Keep::Nothing));
+            }
+            None => tried.push(format!("{}: not set", kind.env_var())),
+        }
+        // 2. The default local port.
+        match ping(kind, &probe.default_url).await {
+            Ok(()) => {
+                return Ok(found(kind, probe.default_url.clone(), Origin::DefaultPort, Keep::Nothing));
+            }
+            Err(e) => tried.push(format!("{}: {e:#}", redact(&probe.default_url))),
+        }
+    }
+
+    // 3. Docker.
+    if matches!(b, Backend::Auto | Backend::Docker) {
+        match start_container(kind, probe).await {
+            Ok(server) => return Ok(server),
+            Err(e) => tried.push(format!("Docker: {e:#}")),
+        }
+    }
+
+    // 4. A private instance from local binaries.
+    if matches!(b, Backend::Auto | Backend::Local) {
+        match Instance::start_new(kind, probe.spawn_options()).await {
+            Ok(instance) => {
+                let url = instance.url();
+                return Ok(found(kind, url, Origin::Private, Keep::Private(Box::new(instance))));
+            }
+            Err(e) => tried.push(format!("local binaries: {e:#}")),
+        }
+    }
+
+    Err(NotFound { kind, backend: b, tried }.into())
+}
+
+fn found(kind: Kind, url: String, origin: Origin, keep: Keep) -> Server {
+    tracing::info!(server = %kind, %origin, url = %redact(&url), "using {kind} from the {origin}");
+    Server { kind, url, origin, keep }
+}
+
+#[cfg(feature = "docker")]
+async fn start_container(kind: Kind, probe: &Probe) -> anyhow::Result<Server> {
+    if !probe.docker {
+        anyhow::bail!("no Docker daemon (DOCKER_HOST is unset and /var/run/docker.sock is missing)");
+    }
+    let container = crate::docker::start(kind).await?;
+    let url = container.url.clone();
+    Ok(found(kind, url, Origin::Docker, Keep::Container(Box::new(container))))
+}
+
+#[cfg(not(feature = "docker"))]
+async fn start_container(_kind: Kind, _probe: &Probe) -> anyhow::Result<Server> {
+    anyhow::bail!("this binary was built without the `docker` feature")
+}
+
+/// The error when every step failed. Its text is the fix.
+#[derive(Debug)]
+pub struct NotFound {
+    pub kind: Kind,
+    pub backend: Backend,
+    pub tried: Vec<String>,
+}
+
+impl std::error::Error for NotFound {}
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = self.kind;
+        writeln!(f, "no {k} server found ({BACKEND_ENV}={:?}). Tried:", self.backend)?;
+        for (i, t) in self.tried.iter().enumerate() {
+            writeln!(f, "  {}. {t}", i + 1)?;
+        }
+        writeln!(f, "Fix it in one of these ways:")?;
+        writeln!(f, "  - set {}={} to a server you run", k.env_var(), example_url(k))?;
+        writeln!(f, "  - start the workshop's servers: `just services-up` (Docker Compose)")?;
+        writeln!(f, "  - install the server binaries so the harness can spawn a private one: {}", k.install_hint())?;
+        writeln!(f, "    (or point {} at the folder that holds them)", spawn::BIN_DIR_ENV)?;
+        if self.backend != Backend::Auto {
+            writeln!(f, "  - unset {BACKEND_ENV} to let the harness try every way")?;
+        }
+        write!(f, "Run `just doctor` to see what each step finds.")
+    }
+}
+
+fn example_url(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Postgres => "postgres://USER:PASSWORD@HOST:5432/DB",
+        Kind::Redis => "redis://HOST:6379",
+        Kind::MySql => "mysql://USER:PASSWORD@HOST:3306/DB",
+    }
+}
+
+/// A Docker daemon looks reachable: `DOCKER_HOST` is set, or the default
+/// socket exists. Starting a container still may fail; that is step 3's error.
+pub fn docker_reachable() -> bool {
+    std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists()
+}
+
+/// Connects once and runs a trivial command, within [`PROBE_TIMEOUT`].
+pub async fn ping(kind: Kind, url: &str) -> anyhow::Result<()> {
+    tokio::time::timeout(PROBE_TIMEOUT, ping_inner(kind, url))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {PROBE_TIMEOUT:?}"))?
+}
+
+async fn ping_inner(kind: Kind, url: &str) -> anyhow::Result<()> {
+    match kind {
+        Kind::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await?;
+            sqlx::query("SELECT 1").execute(&mut c).await?;
+            c.close().await?;
+        }
+        Kind::MySql => {
+            let mut c = sqlx::MySqlConnection::connect(url).await?;
+            sqlx::query("SELECT 1").execute(&mut c).await?;
+            c.close().await?;
+        }
+        Kind::Redis => {
+            let client = redis::Client::open(url)?;
+            let mut c = client.get_multiplexed_async_connection().await?;
+            let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The server's version string, for `just doctor` and the book's stamps.
+pub async fn server_version(kind: Kind, url: &str) -> anyhow::Result<String> {
+    let fut = async {
+        Ok::<_, anyhow::Error>(match kind {
+            Kind::Postgres => {
+                let mut c = sqlx::PgConnection::connect(url).await?;
+                let (v,): (String,) = sqlx::query_as("SHOW server_version").fetch_one(&mut c).await?;
+                format!("PostgreSQL {v}")
+            }
+            Kind::MySql => {
+                let mut c = sqlx::MySqlConnection::connect(url).await?;
+                let (v,): (String,) = sqlx::query_as("SELECT VERSION()").fetch_one(&mut c).await?;
+                format!("MariaDB/MySQL {v}")
+            }
+            Kind::Redis => {
+                let client = redis::Client::open(url)?;
+                let mut c = client.get_multiplexed_async_connection().await?;
+                let info: String = redis::cmd("INFO").arg("server").query_async(&mut c).await?;
+                let v = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("redis_version:"))
+                    .unwrap_or("unknown")
+                    .trim()
+                    .to_string();
+                format!("Redis {v}")
+            }
+        })
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {PROBE_TIMEOUT:?}"))?
+}
+
+/// Hides a password in a URL before it reaches a log line.
+pub fn redact(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:***@host
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            if let Some((user, _pw)) = creds.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_parses_and_rejects_typos() {
+        assert_eq!("local".parse::<Backend>().ok(), Some(Backend::Local));
+        assert_eq!("Docker".parse::<Backend>().ok(), Some(Backend::Docker));
+        assert_eq!("".parse::<Backend>().ok(), Some(Backend::Auto));
+        let err = "lcoal".parse::<Backend>().unwrap_err().to_string();
+        assert!(err.contains("auto, external, docker, local"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

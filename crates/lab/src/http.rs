@@ -1,0 +1,183 @@
+//! The HTTP boundary every lesson shares: JSON errors, id parsing, and a
+//! server bound to loopback.
+//!
+//! Errors follow zero-to-production's shape: a `thiserror` enum maps each
+//! failure to a status code, and an internal error reaches the client only as
+//! `{"error": "internal error"}` while its cause goes to the log.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+// ANCHOR: api_error
+/// Every error a lesson's API can answer with. The body is always
+/// `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The client sent something we cannot use: 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The thing asked for does not exist: 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// A dependency did not answer in time: 503. Later lessons add a cache
+    /// that answers instead.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault. The cause is logged, never sent: 500.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(cause) => {
+                tracing::error!("internal error: {cause:#}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+    }
+}
+// ANCHOR_END: api_error
+
+// ANCHOR: parse_user_id
+/// The largest id a client may send: `users.id` is a `bigint`.
+const MAX_ID_DIGITS: usize = 19;
+
+/// Parses the `{id}` path segment. Only plain decimal digits are an id:
+/// `-1`, `+1`, `1.5`, `1e3`, ` 1` and overflowing numbers are 400s, because
+/// "no such user" (404) would tell the client its request made sense.
+pub fn parse_user_id(raw: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        // Echo a bounded prefix only: the input may be kilobytes long.
+        let shown: String = raw.chars().take(32).collect();
+        let ellipsis = if raw.chars().count() > 32 { "…" } else { "" };
+        ApiError::BadRequest(format!("invalid user id {shown:?}{ellipsis}: expected a positive integer"))
+    };
+    if raw.is_empty() || raw.len() > MAX_ID_DIGITS || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(bad()),
+    }
+}
+
+/// Extracts and parses `{id}`; a segment that is not valid UTF-8 is a 400 too.
+pub fn user_id_from_path(path: Result<axum::extract::Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    match path {
+        Ok(axum::extract::Path(raw)) => parse_user_id(&raw),
+        Err(rejection) => Err(ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))),
+    }
+}
+// ANCHOR_END: parse_user_id
+
+/// Routes that match nothing get a JSON 404 too, e.g. `/users/` with an
+/// empty id segment.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// Adds the JSON fallbacks (unknown route, wrong method) to a lesson's router.
+pub fn with_json_fallbacks(router: Router) -> Router {
+    router.fallback(not_found).method_not_allowed_fallback(|| async {
+        (StatusCode::METHOD_NOT_ALLOWED, Json(serde_json::json!({ "error": "method not allowed" })))
+    })
+}
+
+/// A lesson's server running in the background on 127.0.0.1.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, and returns.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Binds `127.0.0.1:port` (0 picks a free port) and serves in the background.
+/// Only loopback: a workshop laptop on conference Wi-Fi must not expose it.
+pub async fn spawn_server(router: Router, port: u16) -> anyhow::Result<Running> {
+    let listener = bind(port).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running { addr, shutdown: Some(tx), task: Some(task) })
+}
+
+/// Serves on `127.0.0.1:port` until Ctrl-C.
+pub async fn serve_until_ctrl_c(router: Router, port: u16) -> anyhow::Result<()> {
+    let listener = bind(port).await?;
+    tracing::info!("listening on http://{} (Ctrl-C stops it)", listener.local_addr()?);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn bind(port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}. Set PORT to another port, or stop what uses this one.")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_positive_decimal_ids_parse() {
+        assert_eq!(parse_user_id("123").ok(), Some(123));
+        assert_eq!(parse_user_id("9223372036854775807").ok(), Some(i64::MAX));
+        for bad in ["", "abc", "-1", "+1", "0", "1.5", "1e3", " 1", "99999999999999999999", "9223372036854775808", "١٢"] {
+            assert!(matches!(parse_user_id(bad), Err(ApiError::BadRequest(_))), "{bad:?} should be a 400");
+        }
+        let long = "x".repeat(10_000);
+        let msg = parse_user_id(&long).unwrap_err().to_string();
+        assert!(msg.len() < 100, "the error echoes a bounded prefix: {msg}");
+    }
+}

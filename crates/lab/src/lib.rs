@@ -1,0 +1,41 @@
+//! The workshop's harness: everything a lesson needs that is not the lesson.
+//!
+//! - [`discover`] finds a PostgreSQL, Redis or MariaDB server, in the order the
+//!   book's setup chapter describes: an env URL, the default local port, a
+//!   Docker container, then a private instance spawned from local binaries.
+//! - [`spawn`] starts private instances with chosen settings, and stops and
+//!   restarts them on the same port and data dir (later lessons' outages).
+//! - [`isolate`] gives each test its own schema, database or key prefix on a
+//!   shared server, and removes only what it created.
+//! - [`seed`] creates and fills the deterministic `users` table.
+//! - [`users`] is the one query every lesson serves, with the simulated
+//!   latency spent inside the database.
+//! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
+//!
+//! Run `just doctor` to see what discovery would pick on your machine.
+
+pub mod config;
+pub mod discover;
+pub mod docker;
+pub mod http;
+pub mod isolate;
+pub mod seed;
+pub mod spawn;
+pub mod users;
+
+pub use discover::{Backend, Kind, Origin, Server, discover, discover_with};
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `info` for the workshop's
+/// crates, `warn` for everything else). Calling it twice is harmless, so
+/// tests and binaries can both call it.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    // sqlx logs every statement at info; the lessons log the queries that matter.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,bollard=warn,testcontainers=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,505 @@
+//! Private server instances, spawned from the local binaries in a temp dir.
+//!
+//! A lesson that needs special settings (`shared_buffers=16MB`) or a server it
+//! may stop mid-run (an outage) spawns its own instance, so it never touches a
+//! shared server. Spawning is cheap: on the workshop's 2-core machines a
+//! PostgreSQL `initdb` takes about half a second and Redis answers PING in
+//! milliseconds.
+//!
+//! An [`Instance`] owns its process and its temp dir. [`Instance::stop`] and
+//! [`Instance::start`] stop and restart it on the same port and data dir;
+//! dropping it stops the server and deletes the dir.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sqlx::Connection;
+use tempfile::TempDir;
+
+use crate::discover::{Kind, ping};
+
+/// A folder that holds the server binaries, looked at before the usual places.
+pub const BIN_DIR_ENV: &str = "LAB_BIN_DIR";
+
+/// How long a fresh server may take to answer. Generous: the first start on a
+/// cold disk is slower than the half second it usually takes.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a clean shutdown may take before the harness kills the server.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What to spawn with.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnOptions {
+    /// Server settings: `("shared_buffers", "16MB")` for PostgreSQL (`-c`),
+    /// `("innodb_buffer_pool_size", "64M")` for MariaDB, `("maxmemory", "10mb")`
+    /// for Redis.
+    pub settings: Vec<(String, String)>,
+    /// Extra `initdb` arguments, such as `--locale-provider=icu`.
+    pub initdb_args: Vec<String>,
+    /// Where to look for binaries first.
+    pub bin_dir: Option<PathBuf>,
+    /// Look nowhere but `bin_dir`.
+    pub only_bin_dir: bool,
+}
+
+impl SpawnOptions {
+    /// Options with these settings, binaries from the usual places.
+    pub fn with_settings<K: Into<String>, V: Into<String>>(settings: impl IntoIterator<Item = (K, V)>) -> Self {
+        SpawnOptions {
+            settings: settings.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            bin_dir: std::env::var_os(BIN_DIR_ENV).map(PathBuf::from),
+            ..SpawnOptions::default()
+        }
+    }
+}
+
+/// A running (or stopped) private server.
+#[derive(Debug)]
+pub struct Instance {
+    kind: Kind,
+    port: u16,
+    dir: TempDir,
+    server_bin: PathBuf,
+    settings: Vec<(String, String)>,
+    run_as: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+impl Instance {
+    /// Initialises a data dir on a free port and starts the server.
+    pub async fn start_new(kind: Kind, opts: SpawnOptions) -> anyhow::Result<Instance> {
+        let bins = Binaries::find(kind, &opts)?;
+        let t0 = Instant::now();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("lab-{}-", kind.name().to_lowercase()))
+            .tempdir()
+            .context("Failed to create a temp dir for a private server")?;
+        // PostgreSQL refuses to run as root, and CI runs as root: run it as
+        // the unprivileged `postgres` user, which owns the temp dir.
+        let run_as = match kind {
+            Kind::Postgres if is_root() => {
+                let ids = lookup_user("postgres").context(
+                    "PostgreSQL refuses to run as root, and there is no `postgres` user to run it as \
+                     (create one: useradd --system postgres)",
+                )?;
+                std::os::unix::fs::chown(dir.path(), Some(ids.0), Some(ids.1))
+                    .context("Failed to hand the temp dir to the postgres user")?;
+                Some(ids)
+            }
+            _ => None,
+        };
+        let mut instance = Instance {
+            kind,
+            port: free_port()?,
+            dir,
+            server_bin: bins.server,
+            settings: opts.settings,
+            run_as,
+            child: None,
+        };
+        if let Some(init) = &bins.init {
+            instance.init(init, &opts.initdb_args)?;
+        }
+        instance.start().await?;
+        instance.create_test_database().await?;
+        tracing::info!(
+            server = %kind,
+            port = instance.port,
+            dir = %instance.dir.path().display(),
+            "spawned a private {kind} in {:.1?}",
+            t0.elapsed()
+        );
+        Ok(instance)
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    /// The server's log, for error messages and curious readers.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The URL of database `test` (PostgreSQL, MariaDB) or of Redis.
+    pub fn url(&self) -> String {
+        match self.kind {
+            Kind::Postgres => format!("postgres://postgres@127.0.0.1:{}/test", self.port),
+            Kind::Redis => format!("redis://127.0.0.1:{}", self.port),
+            Kind::MySql => format!("mysql://root@127.0.0.1:{}/test", self.port),
+        }
+    }
+
+    // The URL of a database that exists from the start.
+    fn admin_url(&self) -> String {
+        match self.kind {
+            Kind::Postgres => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+            Kind::MySql => format!("mysql://root@127.0.0.1:{}/mysql", self.port),
+            Kind::Redis => self.url(),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn init(&mut self, init: &Path, extra: &[String]) -> anyhow::Result<()> {
+        let data = self.data_dir();
+        let mut cmd = Command::new(init);
+        match self.kind {
+            Kind::Postgres => {
+                cmd.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]);
+                cmd.args(extra);
+                if let Some((uid, gid)) = self.run_as {
+                    cmd.uid(uid).gid(gid);
+                }
+            }
+            Kind::MySql => {
+                // --no-defaults keeps /etc/mysql's settings out of a private
+                // instance; root with a normal (empty) password, over TCP.
+                cmd.arg("--no-defaults")
+                    .arg(format!("--datadir={}", data.display()))
+                    .arg(format!("--user={}", current_user()))
+                    .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+                cmd.args(extra);
+            }
+            Kind::Redis => return Ok(()),
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("Failed to run {}", init.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed ({}):\n{}{}",
+                init.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.server_bin);
+        let port = self.port.to_string();
+        let dir = self.dir.path();
+        match self.kind {
+            Kind::Postgres => {
+                cmd.arg("-D").arg(self.data_dir()).args(["-p", &port, "-h", "127.0.0.1", "-k"]).arg(dir);
+                for (k, v) in &self.settings {
+                    cmd.arg("-c").arg(format!("{k}={v}"));
+                }
+                if let Some((uid, gid)) = self.run_as {
+                    cmd.uid(uid).gid(gid);
+                }
+            }
+            Kind::MySql => {
+                cmd.arg("--no-defaults")
+                    .arg(format!("--datadir={}", self.data_dir().display()))
+                    .arg(format!("--port={port}"))
+                    .arg("--bind-address=127.0.0.1")
+                    .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
+                    .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+                    .arg(format!("--user={}", current_user()))
+                    // A cold pool on every start: measurements after a restart
+                    // must not inherit the last run's warm pages.
+                    .arg("--innodb-buffer-pool-load-at-startup=0")
+                    .arg("--innodb-buffer-pool-dump-at-shutdown=0")
+                    .arg("--skip-log-bin");
+                for (k, v) in &self.settings {
+                    cmd.arg(format!("--{k}={v}"));
+                }
+            }
+            Kind::Redis => {
+                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .arg("--dir")
+                    .arg(dir);
+                for (k, v) in &self.settings {
+                    cmd.arg(format!("--{k}")).arg(v);
+                }
+            }
+        }
+        cmd
+    }
+
+    /// Starts the server (again) and waits until it answers.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .context("Failed to open the server log")?;
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        die_with_parent(&mut cmd);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("Failed to start {}", self.server_bin.display()))?;
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let url = self.admin_url();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!("the private {} exited ({status}) before it answered.\n{}", self.kind, self.log_tail());
+                }
+            }
+            match ping(self.kind, &url).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    bail!("the private {} did not answer within {READY_TIMEOUT:?}: {e:#}\n{}", self.kind, self.log_tail())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+    }
+
+    async fn create_test_database(&self) -> anyhow::Result<()> {
+        match self.kind {
+            Kind::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.admin_url()).await?;
+                sqlx::query("CREATE DATABASE test").execute(&mut c).await?;
+            }
+            Kind::MySql => {
+                let mut c = sqlx::MySqlConnection::connect(&self.admin_url()).await?;
+                sqlx::query("CREATE DATABASE IF NOT EXISTS test").execute(&mut c).await?;
+            }
+            Kind::Redis => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the server process is alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Stops the server cleanly, as an outage would: clients see their
+    /// connections closed and new ones refused. The data dir stays.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SIGINT is PostgreSQL's "fast" shutdown (it disconnects clients
+        // instead of waiting for them); SIGTERM is the clean stop for the others.
+        let sig = if self.kind == Kind::Postgres { libc::SIGINT } else { libc::SIGTERM };
+        signal(&child, sig);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                tracing::warn!(server = %self.kind, "did not stop within {STOP_TIMEOUT:?}; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// The last lines of the server log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        format!("--- last lines of {} ---\n{tail}", self.log_path().display())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Drop cannot await, so this is the synchronous twin of `stop`.
+        if let Some(mut child) = self.child.take() {
+            let sig = if self.kind == Kind::Postgres { libc::SIGINT } else { libc::SIGTERM };
+            signal(&child, sig);
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while matches!(child.try_wait(), Ok(None)) {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we own and have not reaped, so
+    // the pid cannot have been reused by another process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// Asks the kernel to stop the server if the process that spawned it dies
+/// without dropping its `Instance` (a test killed by a timeout, a Ctrl-C), so
+/// no private server outlives its owner. The signal follows the *thread* that
+/// spawned the child: spawn from a thread that lives as long as the instance
+/// (a test's thread, `main`, a runtime worker), not from `spawn_blocking`.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe, and the closure touches no memory
+    // of the parent. std runs it after setuid, which would otherwise clear it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
+/// The binaries a kind of server needs.
+#[derive(Debug)]
+pub struct Binaries {
+    pub server: PathBuf,
+    /// initdb or mariadb-install-db.
+    pub init: Option<PathBuf>,
+}
+
+impl Binaries {
+    /// Looks in `bin_dir`, then the usual places: Debian's
+    /// `/usr/lib/postgresql/N/bin` (newest first), `/usr/sbin`, and `PATH`.
+    pub fn find(kind: Kind, opts: &SpawnOptions) -> anyhow::Result<Binaries> {
+        let mut dirs: Vec<PathBuf> = opts.bin_dir.iter().cloned().collect();
+        if !opts.only_bin_dir {
+            if kind == Kind::Postgres {
+                dirs.extend(debian_postgres_bin_dirs());
+            }
+            dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+            dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/opt/homebrew/bin"].map(PathBuf::from));
+        }
+        let (servers, inits): (&[&str], &[&str]) = match kind {
+            Kind::Postgres => (&["postgres"], &["initdb"]),
+            Kind::Redis => (&["redis-server"], &[]),
+            Kind::MySql => (&["mariadbd", "mysqld"], &["mariadb-install-db", "mysql_install_db"]),
+        };
+        // For PostgreSQL, both binaries must come from one folder (one version).
+        let find_in = |dir: &Path, names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| is_executable(p));
+        if kind == Kind::Postgres {
+            for d in &dirs {
+                if let (Some(server), Some(init)) = (find_in(d, servers), find_in(d, inits)) {
+                    return Ok(Binaries { server, init: Some(init) });
+                }
+            }
+        } else {
+            let server = dirs.iter().find_map(|d| find_in(d, servers));
+            let init = if inits.is_empty() { None } else { dirs.iter().find_map(|d| find_in(d, inits)) };
+            if let Some(server) = server {
+                if inits.is_empty() || init.is_some() {
+                    return Ok(Binaries { server, init });
+                }
+            }
+        }
+        let wanted = servers.iter().chain(inits).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ");
+        let looked = if opts.only_bin_dir {
+            opts.bin_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()
+        } else {
+            "LAB_BIN_DIR, /usr/lib/postgresql/*/bin, PATH and /usr/sbin".to_string()
+        };
+        bail!("{wanted} not found (looked in {looked})")
+    }
+}
+
+fn debian_postgres_bin_dirs() -> Vec<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .collect();
+    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.into_iter().map(|(_, p)| p).collect()
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// A port nobody listens on right now. Another process could take it before
+/// the server binds it; the window is tiny and a failed start says so.
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("Failed to find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn is_root() -> bool {
+    // SAFETY-free: geteuid has no preconditions, but libc marks it unsafe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid() == 0
+    }
+}
+
+fn current_user() -> String {
+    if is_root() {
+        return "root".into();
+    }
+    std::env::var("USER").unwrap_or_else(|_| "root".into())
+}
+
+/// (uid, gid) of a user, from /etc/passwd.
+fn lookup_user(name: &str) -> anyhow::Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").context("Failed to read /etc/passwd")?;
+    parse_passwd(&passwd, name).with_context(|| format!("no user {name:?} in /etc/passwd"))
+}
+
+fn parse_passwd(passwd: &str, name: &str) -> Option<(u32, u32)> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        (f.next()? == name).then_some(())?;
+        let _pw = f.next()?;
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_lines_give_uid_and_gid() {
+        let p = "root:x:0:0:root:/root:/bin/bash\npostgres:x:101:104:PostgreSQL:/var/lib/postgresql:/bin/bash\n";
+        assert_eq!(parse_passwd(p, "postgres"), Some((101, 104)));
+        assert_eq!(parse_passwd(p, "nobody"), None);
+    }
+
+    #[test]
+    fn missing_binaries_are_named() {
+        let opts = SpawnOptions { bin_dir: Some("/nonexistent".into()), only_bin_dir: true, ..Default::default() };
+        let err = Binaries::find(Kind::Postgres, &opts).unwrap_err().to_string();
+        assert!(err.contains("`postgres` and `initdb` not found"), "{err}");
+        assert!(err.contains("/nonexistent"), "{err}");
+    }
+}

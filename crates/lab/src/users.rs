@@ -1,0 +1,54 @@
+//! The one query every lesson serves: a user by primary key.
+//!
+//! The workshop's story starts from a slow database (2 s in the demo). The
+//! delay is spent *inside* PostgreSQL with `pg_sleep`, not with a sleep in
+//! Rust, so a slow request really holds a pool connection for that long, as
+//! a slow query does in production: ten concurrent slow requests need ten
+//! connections, and the eleventh waits for one.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+/// What `GET /users/{id}` returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+// ANCHOR: fetch_user
+/// Reads one user, spending `latency` inside the database first.
+#[tracing::instrument(skip(pool, latency), fields(latency_ms = latency.as_millis() as u64))]
+pub async fn fetch_user(pool: &PgPool, id: i64, latency: Duration) -> anyhow::Result<Option<User>> {
+    tracing::info!("Fetching user {id} from DB…");
+    type Row = (Option<i64>, Option<String>, Option<String>);
+    let row: Option<Row> = if latency.is_zero() {
+        // No artificial latency: the real cost of a primary-key lookup, which
+        // is what the benches measure.
+        sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    } else {
+        // The sleep is the outer side of a LEFT JOIN, so it runs once per
+        // query whether or not the user exists: a 404 is as slow as a 200.
+        sqlx::query_as(
+            "SELECT u.id, u.name, u.email \
+             FROM (SELECT pg_sleep($2)) AS slow LEFT JOIN users u ON u.id = $1",
+        )
+        .bind(id)
+        .bind(latency.as_secs_f64())
+        .fetch_optional(pool)
+        .await
+    }
+    .with_context(|| format!("Failed to fetch user {id}"))?;
+    Ok(match row {
+        Some((Some(id), Some(name), Some(email))) => Some(User { id, name, email }),
+        _ => None,
+    })
+}
+// ANCHOR_END: fetch_user

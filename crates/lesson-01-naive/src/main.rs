@@ -1,0 +1,16 @@
+//! `cargo run -p lesson-01-naive [-- --serve]`: see the crate docs in lib.rs.
+
+use clap::Parser;
+use lesson_01_naive::{Args, demo, provision, router};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lab::init_tracing();
+    let args = Args::parse();
+    if args.serve {
+        let (_server, state) = provision(&args).await?;
+        lab::http::serve_until_ctrl_c(router(state), args.port).await
+    } else {
+        demo::run(&args).await
+    }
+}
