@@ -31,10 +31,9 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    value
-        .trim()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{name}={value:?} is not valid: {e}. Unset it to use the default."))
+    value.trim().parse().map_err(|e| {
+        anyhow::anyhow!("{name}={value:?} is not valid: {e}. Unset it to use the default.")
+    })
 }
 
 /// `LAB_DB_LATENCY_MS`, or `default` when unset.
@@ -49,7 +48,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = parse_var::<u64>("LAB_DB_LATENCY_MS", "lots").unwrap_err().to_string();
+        let err = parse_var::<u64>("LAB_DB_LATENCY_MS", "lots")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LAB_DB_LATENCY_MS=\"lots\""), "{err}");
         assert_eq!(parse_var::<u64>("X", " 250 ").ok(), Some(250));
     }

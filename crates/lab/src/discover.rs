@@ -109,9 +109,9 @@ impl FromStr for Backend {
             "external" => Ok(Backend::External),
             "docker" => Ok(Backend::Docker),
             "local" => Ok(Backend::Local),
-            other => anyhow::bail!(
-                "{BACKEND_ENV}={other:?} is not one of auto, external, docker, local"
-            ),
+            other => {
+                anyhow::bail!("{BACKEND_ENV}={other:?} is not one of auto, external, docker, local")
+            }
         }
     }
 }
@@ -212,7 +212,9 @@ impl Probe {
         };
         Ok(Probe {
             backend,
-            env_url: std::env::var(kind.env_var()).ok().filter(|v| !v.trim().is_empty()),
+            env_url: std::env::var(kind.env_var())
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
             default_url: kind.default_url().to_string(),
             docker: docker_reachable(),
             bin_dir: std::env::var_os(spawn::BIN_DIR_ENV).map(PathBuf::from),
@@ -245,7 +247,11 @@ pub async fn discover_with(kind: Kind, probe: &Probe) -> anyhow::Result<Server> 
         match &probe.env_url {
             Some(url) => {
                 ping(kind, url).await.with_context(|| {
-                    format!("{} is set to {} but that server does not answer", kind.env_var(), redact(url))
+                    format!(
+                        "{} is set to {} but that server does not answer",
+                        kind.env_var(),
+                        redact(url)
+                    )
                 })?;
                 return Ok(found(kind, url.clone(), Origin::EnvUrl, Keep::Nothing));
             }
@@ -254,7 +260,12 @@ pub async fn discover_with(kind: Kind, probe: &Probe) -> anyhow::Result<Server> 
         // 2. The default local port.
         match ping(kind, &probe.default_url).await {
             Ok(()) => {
-                return Ok(found(kind, probe.default_url.clone(), Origin::DefaultPort, Keep::Nothing));
+                return Ok(found(
+                    kind,
+                    probe.default_url.clone(),
+                    Origin::DefaultPort,
+                    Keep::Nothing,
+                ));
             }
             Err(e) => tried.push(format!("{}: {e:#}", redact(&probe.default_url))),
         }
@@ -273,28 +284,50 @@ pub async fn discover_with(kind: Kind, probe: &Probe) -> anyhow::Result<Server> 
         match Instance::start_new(kind, probe.spawn_options()).await {
             Ok(instance) => {
                 let url = instance.url();
-                return Ok(found(kind, url, Origin::Private, Keep::Private(Box::new(instance))));
+                return Ok(found(
+                    kind,
+                    url,
+                    Origin::Private,
+                    Keep::Private(Box::new(instance)),
+                ));
             }
             Err(e) => tried.push(format!("local binaries: {e:#}")),
         }
     }
 
-    Err(NotFound { kind, backend: b, tried }.into())
+    Err(NotFound {
+        kind,
+        backend: b,
+        tried,
+    }
+    .into())
 }
 
 fn found(kind: Kind, url: String, origin: Origin, keep: Keep) -> Server {
     tracing::info!(server = %kind, %origin, url = %redact(&url), "using {kind} from the {origin}");
-    Server { kind, url, origin, keep }
+    Server {
+        kind,
+        url,
+        origin,
+        keep,
+    }
 }
 
 #[cfg(feature = "docker")]
 async fn start_container(kind: Kind, probe: &Probe) -> anyhow::Result<Server> {
     if !probe.docker {
-        anyhow::bail!("no Docker daemon (DOCKER_HOST is unset and /var/run/docker.sock is missing)");
+        anyhow::bail!(
+            "no Docker daemon (DOCKER_HOST is unset and /var/run/docker.sock is missing)"
+        );
     }
     let container = crate::docker::start(kind).await?;
     let url = container.url.clone();
-    Ok(found(kind, url, Origin::Docker, Keep::Container(Box::new(container))))
+    Ok(found(
+        kind,
+        url,
+        Origin::Docker,
+        Keep::Container(Box::new(container)),
+    ))
 }
 
 #[cfg(not(feature = "docker"))]
@@ -315,17 +348,40 @@ impl std::error::Error for NotFound {}
 impl fmt::Display for NotFound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = self.kind;
-        writeln!(f, "no {k} server found ({BACKEND_ENV}={:?}). Tried:", self.backend)?;
+        writeln!(
+            f,
+            "no {k} server found ({BACKEND_ENV}={:?}). Tried:",
+            self.backend
+        )?;
         for (i, t) in self.tried.iter().enumerate() {
             writeln!(f, "  {}. {t}", i + 1)?;
         }
         writeln!(f, "Fix it in one of these ways:")?;
-        writeln!(f, "  - set {}={} to a server you run", k.env_var(), example_url(k))?;
-        writeln!(f, "  - start the workshop's servers: `just services-up` (Docker Compose)")?;
-        writeln!(f, "  - install the server binaries so the harness can spawn a private one: {}", k.install_hint())?;
-        writeln!(f, "    (or point {} at the folder that holds them)", spawn::BIN_DIR_ENV)?;
+        writeln!(
+            f,
+            "  - set {}={} to a server you run",
+            k.env_var(),
+            example_url(k)
+        )?;
+        writeln!(
+            f,
+            "  - start the workshop's servers: `just services-up` (Docker Compose)"
+        )?;
+        writeln!(
+            f,
+            "  - install the server binaries so the harness can spawn a private one: {}",
+            k.install_hint()
+        )?;
+        writeln!(
+            f,
+            "    (or point {} at the folder that holds them)",
+            spawn::BIN_DIR_ENV
+        )?;
         if self.backend != Backend::Auto {
-            writeln!(f, "  - unset {BACKEND_ENV} to let the harness try every way")?;
+            writeln!(
+                f,
+                "  - unset {BACKEND_ENV} to let the harness try every way"
+            )?;
         }
         write!(f, "Run `just doctor` to see what each step finds.")
     }
@@ -342,7 +398,8 @@ fn example_url(kind: Kind) -> &'static str {
 /// A Docker daemon looks reachable: `DOCKER_HOST` is set, or the default
 /// socket exists. Starting a container still may fail; that is step 3's error.
 pub fn docker_reachable() -> bool {
-    std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists()
+    std::env::var_os("DOCKER_HOST").is_some()
+        || std::path::Path::new("/var/run/docker.sock").exists()
 }
 
 /// Connects once and runs a trivial command, within [`PROBE_TIMEOUT`].
@@ -379,7 +436,9 @@ pub async fn server_version(kind: Kind, url: &str) -> anyhow::Result<String> {
         Ok::<_, anyhow::Error>(match kind {
             Kind::Postgres => {
                 let mut c = sqlx::PgConnection::connect(url).await?;
-                let (v,): (String,) = sqlx::query_as("SHOW server_version").fetch_one(&mut c).await?;
+                let (v,): (String,) = sqlx::query_as("SHOW server_version")
+                    .fetch_one(&mut c)
+                    .await?;
                 format!("PostgreSQL {v}")
             }
             Kind::MySql => {
@@ -434,7 +493,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

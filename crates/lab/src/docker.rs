@@ -28,7 +28,10 @@ pub fn spec(kind: Kind) -> ContainerSpec {
             image: "postgres",
             tag: "18.1",
             // Trust auth and a database named `test`, as on the workshop's machines.
-            env: vec![("POSTGRES_HOST_AUTH_METHOD", "trust"), ("POSTGRES_DB", "test")],
+            env: vec![
+                ("POSTGRES_HOST_AUTH_METHOD", "trust"),
+                ("POSTGRES_DB", "test"),
+            ],
             port: 5432,
             url_template: "postgres://postgres@127.0.0.1:{port}/test",
         },
@@ -42,7 +45,10 @@ pub fn spec(kind: Kind) -> ContainerSpec {
         Kind::MySql => ContainerSpec {
             image: "mariadb",
             tag: "11.8",
-            env: vec![("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1"), ("MARIADB_DATABASE", "test")],
+            env: vec![
+                ("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1"),
+                ("MARIADB_DATABASE", "test"),
+            ],
             port: 3306,
             url_template: "mysql://root@127.0.0.1:{port}/test",
         },
@@ -64,13 +70,21 @@ pub(crate) async fn start(kind: Kind) -> anyhow::Result<Container> {
     use testcontainers::{ContainerRequest, GenericImage, ImageExt};
 
     let s = spec(kind);
-    let mut request: ContainerRequest<GenericImage> =
-        GenericImage::new(s.image, s.tag).with_exposed_port(s.port.tcp()).into();
+    let mut request: ContainerRequest<GenericImage> = GenericImage::new(s.image, s.tag)
+        .with_exposed_port(s.port.tcp())
+        .into();
     for (k, v) in &s.env {
         request = request.with_env_var(*k, *v);
     }
-    tracing::info!("starting a {kind} container ({}:{}); the first pull can take a minute", s.image, s.tag);
-    let handle = request.start().await.context("Failed to start the container")?;
+    tracing::info!(
+        "starting a {kind} container ({}:{}); the first pull can take a minute",
+        s.image,
+        s.tag
+    );
+    let handle = request
+        .start()
+        .await
+        .context("Failed to start the container")?;
     let port = handle.get_host_port_ipv4(s.port.tcp()).await?;
     let url = s.url_template.replace("{port}", &port.to_string());
     // The official images restart the server once after initialising it, so
@@ -82,7 +96,10 @@ pub(crate) async fn start(kind: Kind) -> anyhow::Result<Container> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    Ok(Container { url, _handle: handle })
+    Ok(Container {
+        url,
+        _handle: handle,
+    })
 }
 
 #[cfg(test)]
@@ -93,13 +110,27 @@ mod tests {
     fn containers_are_pinned_and_match_the_local_defaults() {
         for kind in Kind::ALL {
             let s = spec(kind);
-            assert!(s.tag.chars().next().is_some_and(|c| c.is_ascii_digit()), "{kind}: pin a version, not {:?}", s.tag);
+            assert!(
+                s.tag.chars().next().is_some_and(|c| c.is_ascii_digit()),
+                "{kind}: pin a version, not {:?}",
+                s.tag
+            );
             assert_eq!(s.port, kind.default_port());
             // The container's URL differs from the local default only in its port.
-            let local = kind.default_url().replace(&kind.default_port().to_string(), "{port}");
+            let local = kind
+                .default_url()
+                .replace(&kind.default_port().to_string(), "{port}");
             assert_eq!(s.url_template, local, "{kind}");
         }
-        assert!(spec(Kind::Postgres).env.contains(&("POSTGRES_HOST_AUTH_METHOD", "trust")));
-        assert!(spec(Kind::MySql).env.contains(&("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1")));
+        assert!(
+            spec(Kind::Postgres)
+                .env
+                .contains(&("POSTGRES_HOST_AUTH_METHOD", "trust"))
+        );
+        assert!(
+            spec(Kind::MySql)
+                .env
+                .contains(&("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1"))
+        );
     }
 }

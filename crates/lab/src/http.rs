@@ -47,7 +47,11 @@ impl IntoResponse for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }
 // ANCHOR_END: api_error
@@ -64,7 +68,9 @@ pub fn parse_user_id(raw: &str) -> Result<i64, ApiError> {
         // Echo a bounded prefix only: the input may be kilobytes long.
         let shown: String = raw.chars().take(32).collect();
         let ellipsis = if raw.chars().count() > 32 { "…" } else { "" };
-        ApiError::BadRequest(format!("invalid user id {shown:?}{ellipsis}: expected a positive integer"))
+        ApiError::BadRequest(format!(
+            "invalid user id {shown:?}{ellipsis}: expected a positive integer"
+        ))
     };
     if raw.is_empty() || raw.len() > MAX_ID_DIGITS || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
@@ -76,10 +82,15 @@ pub fn parse_user_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 /// Extracts and parses `{id}`; a segment that is not valid UTF-8 is a 400 too.
-pub fn user_id_from_path(path: Result<axum::extract::Path<String>, PathRejection>) -> Result<i64, ApiError> {
+pub fn user_id_from_path(
+    path: Result<axum::extract::Path<String>, PathRejection>,
+) -> Result<i64, ApiError> {
     match path {
         Ok(axum::extract::Path(raw)) => parse_user_id(&raw),
-        Err(rejection) => Err(ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))),
+        Err(rejection) => Err(ApiError::BadRequest(format!(
+            "invalid path: {}",
+            rejection.body_text()
+        ))),
     }
 }
 // ANCHOR_END: parse_user_id
@@ -92,9 +103,14 @@ pub async fn not_found(uri: Uri) -> ApiError {
 
 /// Adds the JSON fallbacks (unknown route, wrong method) to a lesson's router.
 pub fn with_json_fallbacks(router: Router) -> Router {
-    router.fallback(not_found).method_not_allowed_fallback(|| async {
-        (StatusCode::METHOD_NOT_ALLOWED, Json(serde_json::json!({ "error": "method not allowed" })))
-    })
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(serde_json::json!({ "error": "method not allowed" })),
+            )
+        })
 }
 
 /// A lesson's server running in the background on 127.0.0.1.
@@ -144,13 +160,20 @@ pub async fn spawn_server(router: Router, port: u16) -> anyhow::Result<Running> 
             })
             .await
     });
-    Ok(Running { addr, shutdown: Some(tx), task: Some(task) })
+    Ok(Running {
+        addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 /// Serves on `127.0.0.1:port` until Ctrl-C.
 pub async fn serve_until_ctrl_c(router: Router, port: u16) -> anyhow::Result<()> {
     let listener = bind(port).await?;
-    tracing::info!("listening on http://{} (Ctrl-C stops it)", listener.local_addr()?);
+    tracing::info!(
+        "listening on http://{} (Ctrl-C stops it)",
+        listener.local_addr()?
+    );
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -173,8 +196,23 @@ mod tests {
     fn only_positive_decimal_ids_parse() {
         assert_eq!(parse_user_id("123").ok(), Some(123));
         assert_eq!(parse_user_id("9223372036854775807").ok(), Some(i64::MAX));
-        for bad in ["", "abc", "-1", "+1", "0", "1.5", "1e3", " 1", "99999999999999999999", "9223372036854775808", "١٢"] {
-            assert!(matches!(parse_user_id(bad), Err(ApiError::BadRequest(_))), "{bad:?} should be a 400");
+        for bad in [
+            "",
+            "abc",
+            "-1",
+            "+1",
+            "0",
+            "1.5",
+            "1e3",
+            " 1",
+            "99999999999999999999",
+            "9223372036854775808",
+            "١٢",
+        ] {
+            assert!(
+                matches!(parse_user_id(bad), Err(ApiError::BadRequest(_))),
+                "{bad:?} should be a 400"
+            );
         }
         let long = "x".repeat(10_000);
         let msg = parse_user_id(&long).unwrap_err().to_string();

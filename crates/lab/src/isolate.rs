@@ -32,13 +32,20 @@ pub fn unique_name() -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Whether `name` is one of ours and older than [`STALE_AFTER`].
 pub fn is_stale(name: &str, now: u64) -> bool {
-    let Some(rest) = name.strip_prefix(PREFIX) else { return false };
-    let Some(ts) = rest.split('_').next().and_then(|t| t.parse::<u64>().ok()) else { return false };
+    let Some(rest) = name.strip_prefix(PREFIX) else {
+        return false;
+    };
+    let Some(ts) = rest.split('_').next().and_then(|t| t.parse::<u64>().ok()) else {
+        return false;
+    };
     now.saturating_sub(ts) > STALE_AFTER.as_secs()
 }
 
@@ -55,12 +62,22 @@ impl PgSchema {
     pub async fn create(server_url: &str) -> anyhow::Result<PgSchema> {
         let name = unique_name();
         let base = PgConnectOptions::from_str(server_url).context("Invalid PostgreSQL URL")?;
-        let mut admin = base.connect().await.context("Failed to connect to PostgreSQL")?;
+        let mut admin = base
+            .connect()
+            .await
+            .context("Failed to connect to PostgreSQL")?;
         sweep_pg(&mut admin).await;
-        sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut admin).await.context("Failed to create a test schema")?;
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .context("Failed to create a test schema")?;
         admin.close().await.ok();
         let pool = schema_pool(server_url, &name, 5).await?;
-        Ok(PgSchema { name, server_url: server_url.to_string(), pool })
+        Ok(PgSchema {
+            name,
+            server_url: server_url.to_string(),
+            pool,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -73,7 +90,9 @@ impl PgSchema {
 
 /// A pool whose connections start with `search_path` set to `schema`.
 pub async fn schema_pool(url: &str, schema: &str, max: u32) -> anyhow::Result<PgPool> {
-    let opts = PgConnectOptions::from_str(url).context("Invalid PostgreSQL URL")?.options([("search_path", schema)]);
+    let opts = PgConnectOptions::from_str(url)
+        .context("Invalid PostgreSQL URL")?
+        .options([("search_path", schema)]);
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
@@ -83,13 +102,16 @@ pub async fn schema_pool(url: &str, schema: &str, max: u32) -> anyhow::Result<Pg
 }
 
 async fn sweep_pg(c: &mut sqlx::PgConnection) {
-    let names: Vec<(String,)> = sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lab\\_%'")
-        .fetch_all(&mut *c)
-        .await
-        .unwrap_or_default();
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lab\\_%'")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap_or_default();
     for (n,) in names.into_iter().filter(|(n,)| is_stale(n, unix_now())) {
         tracing::info!(schema = %n, "dropping a test schema left by a crashed run");
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {n} CASCADE")).execute(&mut *c).await;
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {n} CASCADE"))
+            .execute(&mut *c)
+            .await;
     }
 }
 
@@ -117,15 +139,25 @@ impl MyDatabase {
     pub async fn create(server_url: &str) -> anyhow::Result<MyDatabase> {
         let name = unique_name();
         let base = MySqlConnectOptions::from_str(server_url).context("Invalid MySQL URL")?;
-        let mut admin = base.connect().await.context("Failed to connect to MariaDB")?;
-        let dbs: Vec<(String,)> = sqlx::query_as("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'lab\\_%'")
-            .fetch_all(&mut admin)
+        let mut admin = base
+            .connect()
             .await
-            .unwrap_or_default();
+            .context("Failed to connect to MariaDB")?;
+        let dbs: Vec<(String,)> = sqlx::query_as(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'lab\\_%'",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_default();
         for (n,) in dbs.into_iter().filter(|(n,)| is_stale(n, unix_now())) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {n}")).execute(&mut admin).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {n}"))
+                .execute(&mut admin)
+                .await;
         }
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.context("Failed to create a test database")?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .context("Failed to create a test database")?;
         admin.close().await.ok();
         let pool = MySqlPoolOptions::new()
             .max_connections(5)
@@ -133,7 +165,11 @@ impl MyDatabase {
             .connect_with(base.database(&name))
             .await
             .context("Failed to connect to the test database")?;
-        Ok(MyDatabase { name, server_url: server_url.to_string(), pool })
+        Ok(MyDatabase {
+            name,
+            server_url: server_url.to_string(),
+            pool,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -165,7 +201,10 @@ pub struct RedisPrefix {
 
 impl RedisPrefix {
     pub fn new(url: &str) -> RedisPrefix {
-        RedisPrefix { prefix: format!("{}:", unique_name()), url: url.to_string() }
+        RedisPrefix {
+            prefix: format!("{}:", unique_name()),
+            url: url.to_string(),
+        }
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -181,8 +220,12 @@ impl Drop for RedisPrefix {
         // The sync client, with timeouts: Drop cannot await, and a dead Redis
         // must not hang a test's teardown.
         let pattern = format!("{}*", self.prefix);
-        let Ok(client) = redis::Client::open(self.url.as_str()) else { return };
-        let Ok(mut c) = client.get_connection_with_timeout(CLEANUP_TIMEOUT) else { return };
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(CLEANUP_TIMEOUT) else {
+            return;
+        };
         let _ = c.set_read_timeout(Some(CLEANUP_TIMEOUT));
         let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut c) {
             Ok(k) => k,
@@ -203,8 +246,14 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let joined = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async { tokio::time::timeout(CLEANUP_TIMEOUT, f()).await.map_err(|_| anyhow::anyhow!("timed out"))? })
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            tokio::time::timeout(CLEANUP_TIMEOUT, f())
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out"))?
+        })
     })
     .join();
     match joined {

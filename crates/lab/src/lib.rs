@@ -31,8 +31,9 @@ pub use discover::{Backend, Kind, Origin, Server, discover, discover_with};
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     // sqlx logs every statement at info; the lessons log the queries that matter.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,bollard=warn,testcontainers=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,hyper=warn,bollard=warn,testcontainers=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

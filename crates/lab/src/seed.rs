@@ -22,10 +22,26 @@ pub const RARE_DOMAIN: &str = "rare-domain.org";
 
 /// The common domains. Order matters: [`email_for`] indexes into it.
 pub const DOMAINS: [&str; 20] = [
-    "example.com", "example.org", "example.net", "mail.test", "inbox.test",
-    "post.test", "corp.test", "school.test", "shop.test", "news.test",
-    "cloud.test", "home.test", "web.test", "team.test", "dev.test",
-    "data.test", "media.test", "games.test", "travel.test", "health.test",
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.test",
+    "inbox.test",
+    "post.test",
+    "corp.test",
+    "school.test",
+    "shop.test",
+    "news.test",
+    "cloud.test",
+    "home.test",
+    "web.test",
+    "team.test",
+    "dev.test",
+    "data.test",
+    "media.test",
+    "games.test",
+    "travel.test",
+    "health.test",
 ];
 
 /// Rows per statement. Large enough that statement overhead is noise, small
@@ -37,7 +53,11 @@ const PROGRESS_FROM: i64 = 100_000;
 
 /// The domain of user `id`; the SQL below computes the same.
 pub fn domain_for(id: i64) -> &'static str {
-    if id % 10_000 == 7 { RARE_DOMAIN } else { DOMAINS[((id * 7919) % DOMAINS.len() as i64) as usize] }
+    if id % 10_000 == 7 {
+        RARE_DOMAIN
+    } else {
+        DOMAINS[((id * 7919) % DOMAINS.len() as i64) as usize]
+    }
 }
 
 pub fn email_for(id: i64) -> String {
@@ -75,8 +95,13 @@ ON CONFLICT (id) DO NOTHING";
 /// `1..=rows` that are not there yet. Safe to call on every start.
 #[tracing::instrument(skip(pool))]
 pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
-    sqlx::query(PG_CREATE).execute(pool).await.context("Failed to create table users")?;
-    let (have,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM users").fetch_one(pool).await?;
+    sqlx::query(PG_CREATE)
+        .execute(pool)
+        .await
+        .context("Failed to create table users")?;
+    let (have,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM users")
+        .fetch_one(pool)
+        .await?;
     let from = have.unwrap_or(0) + 1;
     if from > rows {
         return Ok(());
@@ -100,7 +125,10 @@ pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
     }
     // Fresh statistics for the planner, and a visibility map for
     // index-only scans, exactly as a long-lived table would have.
-    sqlx::query("VACUUM ANALYZE users").execute(pool).await.context("Failed to VACUUM ANALYZE users")?;
+    sqlx::query("VACUUM ANALYZE users")
+        .execute(pool)
+        .await
+        .context("Failed to VACUUM ANALYZE users")?;
     bar.finish_and_clear();
     tracing::info!("seeded users {from}..={rows} in {:.1?}", t0.elapsed());
     Ok(())
@@ -117,15 +145,24 @@ const MY_CREATE: &str = "CREATE TABLE IF NOT EXISTS users (
 /// engine (`seq_1_to_N`), which MySQL does not have.
 #[tracing::instrument(skip(pool))]
 pub async fn ensure_users_mysql(pool: &MySqlPool, rows: i64) -> anyhow::Result<()> {
-    sqlx::query(MY_CREATE).execute(pool).await.context("Failed to create table users")?;
-    let (have,): (Option<i64>,) = sqlx::query_as("SELECT CAST(MAX(id) AS SIGNED) FROM users").fetch_one(pool).await?;
+    sqlx::query(MY_CREATE)
+        .execute(pool)
+        .await
+        .context("Failed to create table users")?;
+    let (have,): (Option<i64>,) = sqlx::query_as("SELECT CAST(MAX(id) AS SIGNED) FROM users")
+        .fetch_one(pool)
+        .await?;
     let from = have.unwrap_or(0) + 1;
     if from > rows {
         return Ok(());
     }
     let t0 = Instant::now();
     // The domains are our own constants, so inlining them is safe.
-    let elt = DOMAINS.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ");
+    let elt = DOMAINS
+        .iter()
+        .map(|d| format!("'{d}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let bar = progress(rows - from + 1);
     let mut lo = from;
     while lo <= rows {
@@ -137,11 +174,17 @@ pub async fn ensure_users_mysql(pool: &MySqlPool, rows: i64) -> anyhow::Result<(
                     TIMESTAMP '2024-01-01 00:00:00' + INTERVAL (seq * 17) SECOND
              FROM seq_{lo}_to_{hi}"
         );
-        sqlx::query(&sql).execute(pool).await.with_context(|| format!("Failed to seed users {lo}..={hi}"))?;
+        sqlx::query(&sql)
+            .execute(pool)
+            .await
+            .with_context(|| format!("Failed to seed users {lo}..={hi}"))?;
         bar.inc((hi - lo + 1) as u64);
         lo = hi + 1;
     }
-    sqlx::query("ANALYZE TABLE users").execute(pool).await.context("Failed to ANALYZE users")?;
+    sqlx::query("ANALYZE TABLE users")
+        .execute(pool)
+        .await
+        .context("Failed to ANALYZE users")?;
     bar.finish_and_clear();
     tracing::info!("seeded users {from}..={rows} in {:.1?}", t0.elapsed());
     Ok(())
@@ -152,7 +195,9 @@ fn progress(rows: i64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(rows as u64);
-    if let Ok(style) = ProgressStyle::with_template("seeding users {bar:30} {human_pos}/{human_len} ({eta} left)") {
+    if let Ok(style) =
+        ProgressStyle::with_template("seeding users {bar:30} {human_pos}/{human_len} ({eta} left)")
+    {
         bar.set_style(style);
     }
     bar
@@ -168,7 +213,11 @@ mod tests {
         assert_eq!(email_for(10_007), "user10007@rare-domain.org");
         assert_eq!(email_for(1), format!("user1@{}", DOMAINS[7919 % 20]));
         let used: std::collections::HashSet<_> = (1..=1000).map(domain_for).collect();
-        assert_eq!(used.len(), DOMAINS.len() + 1, "every domain appears in the first 1000 users");
+        assert_eq!(
+            used.len(),
+            DOMAINS.len() + 1,
+            "every domain appears in the first 1000 users"
+        );
         assert_eq!(rare_count(6), 0);
         assert_eq!(rare_count(7), 1);
         assert_eq!(rare_count(1_000_000), 100);

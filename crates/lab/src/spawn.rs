@@ -48,9 +48,14 @@ pub struct SpawnOptions {
 
 impl SpawnOptions {
     /// Options with these settings, binaries from the usual places.
-    pub fn with_settings<K: Into<String>, V: Into<String>>(settings: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn with_settings<K: Into<String>, V: Into<String>>(
+        settings: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         SpawnOptions {
-            settings: settings.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            settings: settings
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             bin_dir: std::env::var_os(BIN_DIR_ENV).map(PathBuf::from),
             ..SpawnOptions::default()
         }
@@ -157,7 +162,15 @@ impl Instance {
         let mut cmd = Command::new(init);
         match self.kind {
             Kind::Postgres => {
-                cmd.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]);
+                cmd.arg("-D").arg(&data).args([
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]);
                 cmd.args(extra);
                 if let Some((uid, gid)) = self.run_as {
                     cmd.uid(uid).gid(gid);
@@ -196,7 +209,10 @@ impl Instance {
         let dir = self.dir.path();
         match self.kind {
             Kind::Postgres => {
-                cmd.arg("-D").arg(self.data_dir()).args(["-p", &port, "-h", "127.0.0.1", "-k"]).arg(dir);
+                cmd.arg("-D")
+                    .arg(self.data_dir())
+                    .args(["-p", &port, "-h", "127.0.0.1", "-k"])
+                    .arg(dir);
                 for (k, v) in &self.settings {
                     cmd.arg("-c").arg(format!("{k}={v}"));
                 }
@@ -222,9 +238,18 @@ impl Instance {
                 }
             }
             Kind::Redis => {
-                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                    .arg("--dir")
-                    .arg(dir);
+                cmd.args([
+                    "--port",
+                    &port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir);
                 for (k, v) in &self.settings {
                     cmd.arg(format!("--{k}")).arg(v);
                 }
@@ -244,7 +269,9 @@ impl Instance {
             .open(self.log_path())
             .context("Failed to open the server log")?;
         let mut cmd = self.command();
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
@@ -260,13 +287,21 @@ impl Instance {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    bail!("the private {} exited ({status}) before it answered.\n{}", self.kind, self.log_tail());
+                    bail!(
+                        "the private {} exited ({status}) before it answered.\n{}",
+                        self.kind,
+                        self.log_tail()
+                    );
                 }
             }
             match ping(self.kind, &url).await {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
-                    bail!("the private {} did not answer within {READY_TIMEOUT:?}: {e:#}\n{}", self.kind, self.log_tail())
+                    bail!(
+                        "the private {} did not answer within {READY_TIMEOUT:?}: {e:#}\n{}",
+                        self.kind,
+                        self.log_tail()
+                    )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
             }
@@ -281,7 +316,9 @@ impl Instance {
             }
             Kind::MySql => {
                 let mut c = sqlx::MySqlConnection::connect(&self.admin_url()).await?;
-                sqlx::query("CREATE DATABASE IF NOT EXISTS test").execute(&mut c).await?;
+                sqlx::query("CREATE DATABASE IF NOT EXISTS test")
+                    .execute(&mut c)
+                    .await?;
             }
             Kind::Redis => {}
         }
@@ -304,7 +341,11 @@ impl Instance {
         };
         // SIGINT is PostgreSQL's "fast" shutdown (it disconnects clients
         // instead of waiting for them); SIGTERM is the clean stop for the others.
-        let sig = if self.kind == Kind::Postgres { libc::SIGINT } else { libc::SIGTERM };
+        let sig = if self.kind == Kind::Postgres {
+            libc::SIGINT
+        } else {
+            libc::SIGTERM
+        };
         signal(&child, sig);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while child.try_wait()?.is_none() {
@@ -324,7 +365,10 @@ impl Instance {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        format!("--- last lines of {} ---\n{tail}", self.log_path().display())
+        format!(
+            "--- last lines of {} ---\n{tail}",
+            self.log_path().display()
+        )
     }
 }
 
@@ -332,7 +376,11 @@ impl Drop for Instance {
     fn drop(&mut self) {
         // Drop cannot await, so this is the synchronous twin of `stop`.
         if let Some(mut child) = self.child.take() {
-            let sig = if self.kind == Kind::Postgres { libc::SIGINT } else { libc::SIGTERM };
+            let sig = if self.kind == Kind::Postgres {
+                libc::SIGINT
+            } else {
+                libc::SIGTERM
+            };
             signal(&child, sig);
             let deadline = Instant::now() + STOP_TIMEOUT;
             while matches!(child.try_wait(), Ok(None)) {
@@ -393,34 +441,64 @@ impl Binaries {
             if kind == Kind::Postgres {
                 dirs.extend(debian_postgres_bin_dirs());
             }
-            dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
-            dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/opt/homebrew/bin"].map(PathBuf::from));
+            dirs.extend(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            ));
+            dirs.extend(
+                [
+                    "/usr/sbin",
+                    "/usr/local/sbin",
+                    "/usr/bin",
+                    "/opt/homebrew/bin",
+                ]
+                .map(PathBuf::from),
+            );
         }
         let (servers, inits): (&[&str], &[&str]) = match kind {
             Kind::Postgres => (&["postgres"], &["initdb"]),
             Kind::Redis => (&["redis-server"], &[]),
-            Kind::MySql => (&["mariadbd", "mysqld"], &["mariadb-install-db", "mysql_install_db"]),
+            Kind::MySql => (
+                &["mariadbd", "mysqld"],
+                &["mariadb-install-db", "mysql_install_db"],
+            ),
         };
         // For PostgreSQL, both binaries must come from one folder (one version).
-        let find_in = |dir: &Path, names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| is_executable(p));
+        let find_in = |dir: &Path, names: &[&str]| {
+            names.iter().map(|n| dir.join(n)).find(|p| is_executable(p))
+        };
         if kind == Kind::Postgres {
             for d in &dirs {
                 if let (Some(server), Some(init)) = (find_in(d, servers), find_in(d, inits)) {
-                    return Ok(Binaries { server, init: Some(init) });
+                    return Ok(Binaries {
+                        server,
+                        init: Some(init),
+                    });
                 }
             }
         } else {
             let server = dirs.iter().find_map(|d| find_in(d, servers));
-            let init = if inits.is_empty() { None } else { dirs.iter().find_map(|d| find_in(d, inits)) };
+            let init = if inits.is_empty() {
+                None
+            } else {
+                dirs.iter().find_map(|d| find_in(d, inits))
+            };
             if let Some(server) = server {
                 if inits.is_empty() || init.is_some() {
                     return Ok(Binaries { server, init });
                 }
             }
         }
-        let wanted = servers.iter().chain(inits).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ");
+        let wanted = servers
+            .iter()
+            .chain(inits)
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(" and ");
         let looked = if opts.only_bin_dir {
-            opts.bin_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()
+            opts.bin_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
         } else {
             "LAB_BIN_DIR, /usr/lib/postgresql/*/bin, PATH and /usr/sbin".to_string()
         };
@@ -444,7 +522,9 @@ fn debian_postgres_bin_dirs() -> Vec<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// A port nobody listens on right now. Another process could take it before
@@ -497,8 +577,14 @@ mod tests {
 
     #[test]
     fn missing_binaries_are_named() {
-        let opts = SpawnOptions { bin_dir: Some("/nonexistent".into()), only_bin_dir: true, ..Default::default() };
-        let err = Binaries::find(Kind::Postgres, &opts).unwrap_err().to_string();
+        let opts = SpawnOptions {
+            bin_dir: Some("/nonexistent".into()),
+            only_bin_dir: true,
+            ..Default::default()
+        };
+        let err = Binaries::find(Kind::Postgres, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`postgres` and `initdb` not found"), "{err}");
         assert!(err.contains("/nonexistent"), "{err}");
     }

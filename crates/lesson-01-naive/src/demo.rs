@@ -13,17 +13,35 @@ struct Step {
 }
 
 const SCRIPT: &[Step] = &[
-    Step { path: "/users/123", why: "first read of user 123" },
-    Step { path: "/users/123", why: "the same user again: nothing remembers it" },
-    Step { path: "/users/424242424", why: "a user that does not exist: still a full query" },
-    Step { path: "/users/abc", why: "a malformed id: rejected before the database" },
-    Step { path: "/healthz", why: "liveness, no database" },
+    Step {
+        path: "/users/123",
+        why: "first read of user 123",
+    },
+    Step {
+        path: "/users/123",
+        why: "the same user again: nothing remembers it",
+    },
+    Step {
+        path: "/users/424242424",
+        why: "a user that does not exist: still a full query",
+    },
+    Step {
+        path: "/users/abc",
+        why: "a malformed id: rejected before the database",
+    },
+    Step {
+        path: "/healthz",
+        why: "liveness, no database",
+    },
 ];
 
 /// Provisions, serves on a free loopback port, runs the script, and stops.
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!("Lesson 1: the naive endpoint. Every GET /users/{{id}} queries PostgreSQL,");
-    println!("which is made to take {} ms per query (LAB_DB_LATENCY_MS).\n", args.latency_ms);
+    println!(
+        "which is made to take {} ms per query (LAB_DB_LATENCY_MS).\n",
+        args.latency_ms
+    );
 
     let (_server, state) = provision(args).await?;
     let running = lab::http::spawn_server(router(state), 0).await?;
@@ -37,18 +55,32 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .build()
         .context("Failed to build the HTTP client")?;
 
-    println!("{:<22} {:>6} {:>10}  {:<48} body", "request", "status", "time", "why");
+    println!(
+        "{:<22} {:>6} {:>10}  {:<48} body",
+        "request", "status", "time", "why"
+    );
     let mut slow_reads = Vec::new();
     for step in SCRIPT {
         let t0 = Instant::now();
-        let resp = client.get(format!("{base}{}", step.path)).send().await.with_context(|| format!("GET {}", step.path))?;
+        let resp = client
+            .get(format!("{base}{}", step.path))
+            .send()
+            .await
+            .with_context(|| format!("GET {}", step.path))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         let took = t0.elapsed();
         if step.path == "/users/123" {
             slow_reads.push(took);
         }
-        println!("GET {:<18} {:>6} {:>10}  {:<48} {}", step.path, status.as_u16(), fmt_ms(took), step.why, shorten(&body, 60));
+        println!(
+            "GET {:<18} {:>6} {:>10}  {:<48} {}",
+            step.path,
+            status.as_u16(),
+            fmt_ms(took),
+            step.why,
+            shorten(&body, 60)
+        );
     }
 
     running.shutdown().await?;
@@ -70,5 +102,9 @@ fn fmt_ms(d: Duration) -> String {
 
 fn shorten(s: &str, n: usize) -> String {
     let s = s.trim();
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
 }

@@ -50,7 +50,10 @@ pub struct AppState {
 // ANCHOR: router
 /// The service: one resource, a health check, and JSON errors everywhere else.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new().route("/users/{id}", get(get_user)).route("/healthz", get(healthz)).with_state(state);
+    let routes = Router::new()
+        .route("/users/{id}", get(get_user))
+        .route("/healthz", get(healthz))
+        .with_state(state);
     lab::http::with_json_fallbacks(routes)
 }
 // ANCHOR_END: router
@@ -65,8 +68,14 @@ pub async fn get_user(
     let id = user_id_from_path(path)?;
     let user = tokio::time::timeout(state.db_timeout, fetch_user(&state.pool, id, state.latency))
         .await
-        .map_err(|_| ApiError::Unavailable(format!("the database did not answer within {:?}", state.db_timeout)))??;
-    user.map(Json).ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "the database did not answer within {:?}",
+                state.db_timeout
+            ))
+        })??;
+    user.map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))
 }
 // ANCHOR_END: get_user
 
@@ -78,7 +87,10 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// The lesson's settings, from flags or env vars.
 #[derive(clap::Parser, Clone, Debug)]
-#[command(name = "lesson-01-naive", about = "Lesson 1: GET /users/{id} straight from a slow PostgreSQL, no cache.")]
+#[command(
+    name = "lesson-01-naive",
+    about = "Lesson 1: GET /users/{id} straight from a slow PostgreSQL, no cache."
+)]
 pub struct Args {
     /// Serve on 127.0.0.1:PORT until Ctrl-C, instead of running the scripted demo.
     #[arg(long)]
@@ -108,7 +120,9 @@ impl Args {
         Duration::from_millis(self.latency_ms)
     }
     pub fn db_timeout(&self) -> Duration {
-        self.db_timeout_ms.map(Duration::from_millis).unwrap_or(self.latency() + Duration::from_secs(5))
+        self.db_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.latency() + Duration::from_secs(5))
     }
 }
 
@@ -117,8 +131,13 @@ fn parse_schema(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok { Ok(s.to_string()) } else { Err("use lowercase letters, digits and _ (e.g. workshop)".into()) }
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("use lowercase letters, digits and _ (e.g. workshop)".into())
+    }
 }
 
 /// Finds PostgreSQL, creates and seeds the lesson's schema if needed, and
@@ -128,7 +147,9 @@ pub async fn provision(args: &Args) -> anyhow::Result<(lab::Server, AppState)> {
     let t0 = Instant::now();
     {
         use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(server.url()).await.context("Failed to connect to PostgreSQL")?;
+        let mut c = sqlx::PgConnection::connect(server.url())
+            .await
+            .context("Failed to connect to PostgreSQL")?;
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", args.schema))
             .execute(&mut c)
             .await
@@ -136,8 +157,17 @@ pub async fn provision(args: &Args) -> anyhow::Result<(lab::Server, AppState)> {
     }
     let pool = lab::isolate::schema_pool(server.url(), &args.schema, args.pool_size).await?;
     lab::seed::ensure_users_pg(&pool, args.users).await?;
-    tracing::info!("schema {} has {} users, ready in {:.1?}", args.schema, args.users, t0.elapsed());
-    let state = AppState { pool, latency: args.latency(), db_timeout: args.db_timeout() };
+    tracing::info!(
+        "schema {} has {} users, ready in {:.1?}",
+        args.schema,
+        args.users,
+        t0.elapsed()
+    );
+    let state = AppState {
+        pool,
+        latency: args.latency(),
+        db_timeout: args.db_timeout(),
+    };
     Ok((server, state))
 }
 
@@ -162,7 +192,10 @@ mod tests {
             vec!["x", "--latency-ms", "lots"],
             vec!["x", "--pool-size", "0"],
         ] {
-            assert!(Args::try_parse_from(&bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                Args::try_parse_from(&bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

@@ -24,14 +24,23 @@ async fn main() -> anyhow::Result<()> {
         match &probe.env_url {
             Some(url) => match ping(kind, url).await {
                 Ok(()) => {
-                    let v = server_version(kind, url).await.unwrap_or_else(|e| format!("version unknown: {e:#}"));
+                    let v = server_version(kind, url)
+                        .await
+                        .unwrap_or_else(|e| format!("version unknown: {e:#}"));
                     println!("  1. {}={}: answers ({v})", kind.env_var(), redact(url));
                     choice.get_or_insert(format!("{} ({v})", kind.env_var()));
                 }
                 Err(e) => {
                     problems += 1;
-                    println!("  1. {}={}: DOES NOT ANSWER: {e:#}", kind.env_var(), redact(url));
-                    println!("     discovery stops here with an error; fix or unset {}", kind.env_var());
+                    println!(
+                        "  1. {}={}: DOES NOT ANSWER: {e:#}",
+                        kind.env_var(),
+                        redact(url)
+                    );
+                    println!(
+                        "     discovery stops here with an error; fix or unset {}",
+                        kind.env_var()
+                    );
                     choice.get_or_insert("nothing (the env URL is broken)".into());
                 }
             },
@@ -39,10 +48,16 @@ async fn main() -> anyhow::Result<()> {
         }
 
         let port = kind.default_port();
-        let open = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500)).is_ok();
+        let open = TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(500),
+        )
+        .is_ok();
         match (open, ping(kind, &probe.default_url).await) {
             (_, Ok(())) => {
-                let v = server_version(kind, &probe.default_url).await.unwrap_or_else(|e| format!("version unknown: {e:#}"));
+                let v = server_version(kind, &probe.default_url)
+                    .await
+                    .unwrap_or_else(|e| format!("version unknown: {e:#}"));
                 println!("  2. {}: answers ({v})", probe.default_url);
                 if external {
                     choice.get_or_insert(format!("the server on port {port} ({v})"));
@@ -50,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
             }
             (true, Err(e)) => {
                 problems += 1;
-                println!("  2. port {port}: PORT CONFLICT: something listens there, but it is not a {kind} the harness can use: {e:#}");
+                println!(
+                    "  2. port {port}: PORT CONFLICT: something listens there, but it is not a {kind} the harness can use: {e:#}"
+                );
                 println!("     stop it, or set {} to the right URL", kind.env_var());
             }
             (false, Err(_)) => println!("  2. port {port}: nothing listening"),
@@ -59,13 +76,20 @@ async fn main() -> anyhow::Result<()> {
         let docker = docker_reachable();
         println!(
             "  3. Docker: {}",
-            if docker { "a daemon socket is present" } else { "no daemon (DOCKER_HOST unset, no /var/run/docker.sock)" }
+            if docker {
+                "a daemon socket is present"
+            } else {
+                "no daemon (DOCKER_HOST unset, no /var/run/docker.sock)"
+            }
         );
         if docker && matches!(probe.backend, Backend::Auto | Backend::Docker) {
             choice.get_or_insert("a testcontainers container".into());
         }
 
-        let opts = SpawnOptions { bin_dir: probe.bin_dir.clone(), ..SpawnOptions::default() };
+        let opts = SpawnOptions {
+            bin_dir: probe.bin_dir.clone(),
+            ..SpawnOptions::default()
+        };
         match Binaries::find(kind, &opts) {
             Ok(b) => {
                 println!("  4. local binaries: {}", b.server.display());
@@ -80,11 +104,17 @@ async fn main() -> anyhow::Result<()> {
             Some(c) => println!("  => the harness would use {c}\n"),
             None => {
                 problems += 1;
-                println!("  => NOTHING: no {kind} is available. Set {}, run `just services-up`, or install the server.\n", kind.env_var());
+                println!(
+                    "  => NOTHING: no {kind} is available. Set {}, run `just services-up`, or install the server.\n",
+                    kind.env_var()
+                );
             }
         }
     }
-    println!("LAB_BACKEND={}", std::env::var("LAB_BACKEND").unwrap_or_else(|_| "auto (unset)".into()));
+    println!(
+        "LAB_BACKEND={}",
+        std::env::var("LAB_BACKEND").unwrap_or_else(|_| "auto (unset)".into())
+    );
     if problems > 0 {
         anyhow::bail!("{problems} problem(s) found above");
     }

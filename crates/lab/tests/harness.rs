@@ -1,0 +1,313 @@
+//! The harness against real servers: discovery, private instances (settings,
+//! stop and restart), seeding and isolation. Nothing here is timing-based.
+
+use lab::discover::{NotFound, Probe, ping};
+use lab::isolate::{MyDatabase, PgSchema, RedisPrefix};
+use lab::seed::{RARE_DOMAIN, email_for, ensure_users_mysql, ensure_users_pg, rare_count};
+use lab::spawn::{Instance, SpawnOptions};
+use lab::{Backend, Kind, Origin};
+
+#[tokio::test]
+async fn every_kind_of_server_is_found() {
+    lab::init_tracing();
+    for kind in Kind::ALL {
+        let server = lab::discover(kind)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:#}"));
+        ping(kind, server.url())
+            .await
+            .unwrap_or_else(|e| panic!("{kind} at {}: {e:#}", server.url()));
+    }
+}
+
+/// With no env URL, nothing on the port, no Docker and no binaries, the
+/// error lists what was tried and every way to fix it.
+#[tokio::test]
+async fn with_no_server_anywhere_the_error_says_how_to_fix_it() {
+    let closed = lab::spawn::free_port().expect("a free port");
+    let probe = Probe {
+        backend: Backend::Auto,
+        env_url: None,
+        default_url: format!("postgres://postgres@127.0.0.1:{closed}/test"),
+        docker: false,
+        bin_dir: Some("/nonexistent/bin".into()),
+        only_bin_dir: true,
+    };
+    let err = lab::discover_with(Kind::Postgres, &probe)
+        .await
+        .expect_err("nothing can be found");
+    assert!(
+        err.downcast_ref::<NotFound>().is_some(),
+        "a NotFound error, got {err:#}"
+    );
+    let msg = err.to_string();
+    for needle in [
+        "no PostgreSQL server found",
+        "DATABASE_URL: not set",
+        &format!("127.0.0.1:{closed}"),
+        "Docker",
+        "`postgres` and `initdb` not found",
+        "set DATABASE_URL=",
+        "just services-up",
+        "apt-get install postgresql",
+        "just doctor",
+    ] {
+        assert!(
+            msg.contains(needle),
+            "the error should mention {needle:?}:\n{msg}"
+        );
+    }
+}
+
+/// An env URL that does not answer is an error naming the variable, never a
+/// silent fall-through to some other server.
+#[tokio::test]
+async fn a_broken_env_url_is_reported_not_ignored() {
+    let closed = lab::spawn::free_port().expect("a free port");
+    let probe = Probe {
+        env_url: Some(format!("redis://127.0.0.1:{closed}")),
+        ..Probe::from_env(Kind::Redis).expect("probe")
+    };
+    let probe = Probe {
+        backend: Backend::Auto,
+        ..probe
+    };
+    let err = lab::discover_with(Kind::Redis, &probe)
+        .await
+        .expect_err("the env URL is dead");
+    assert!(
+        format!("{err:#}").contains("REDIS_URL is set to"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_private_postgres_takes_settings_and_survives_a_restart() {
+    lab::init_tracing();
+    let opts = SpawnOptions::with_settings([("shared_buffers", "16MB"), ("work_mem", "64kB")]);
+    let mut pg = Instance::start_new(Kind::Postgres, opts)
+        .await
+        .expect("a private PostgreSQL");
+    let url = pg.url();
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let (sb,): (String,) = sqlx::query_as("SHOW shared_buffers")
+        .fetch_one(&pool)
+        .await
+        .expect("SHOW");
+    let (wm,): (String,) = sqlx::query_as("SHOW work_mem")
+        .fetch_one(&pool)
+        .await
+        .expect("SHOW");
+    assert_eq!((sb.as_str(), wm.as_str()), ("16MB", "64kB"));
+    sqlx::query("CREATE TABLE kept (v int)")
+        .execute(&pool)
+        .await
+        .expect("create");
+    sqlx::query("INSERT INTO kept VALUES (42)")
+        .execute(&pool)
+        .await
+        .expect("write");
+    pool.close().await;
+
+    // An outage: the server goes away, then comes back on the same port
+    // with the same data.
+    pg.stop().await.expect("stop");
+    assert!(!pg.is_running());
+    assert!(
+        ping(Kind::Postgres, &url).await.is_err(),
+        "a stopped server must not answer"
+    );
+    pg.start().await.expect("restart");
+    assert_eq!(pg.url(), url, "same port after a restart");
+    let pool = sqlx::PgPool::connect(&url).await.expect("reconnect");
+    let (v,): (i32,) = sqlx::query_as("SELECT v FROM kept")
+        .fetch_one(&pool)
+        .await
+        .expect("data survived");
+    assert_eq!(v, 42);
+    let (sb,): (String,) = sqlx::query_as("SHOW shared_buffers")
+        .fetch_one(&pool)
+        .await
+        .expect("SHOW");
+    assert_eq!(sb, "16MB", "settings survive a restart");
+}
+
+#[tokio::test]
+async fn a_private_mariadb_takes_settings_and_survives_a_restart() {
+    lab::init_tracing();
+    let opts = SpawnOptions::with_settings([("innodb_buffer_pool_size", "32M")]);
+    let mut my = Instance::start_new(Kind::MySql, opts)
+        .await
+        .expect("a private MariaDB");
+    let url = my.url();
+    let pool = sqlx::MySqlPool::connect(&url).await.expect("connect");
+    let (size,): (u64,) = sqlx::query_as("SELECT @@innodb_buffer_pool_size")
+        .fetch_one(&pool)
+        .await
+        .expect("select");
+    assert_eq!(size, 32 * 1024 * 1024);
+    pool.close().await;
+    my.stop().await.expect("stop");
+    assert!(ping(Kind::MySql, &url).await.is_err());
+    my.start().await.expect("restart");
+    ping(Kind::MySql, &url).await.expect("answers again");
+}
+
+#[tokio::test]
+async fn a_private_redis_takes_settings_and_survives_a_restart() {
+    let opts = SpawnOptions::with_settings([("maxmemory", "10mb")]);
+    let mut r = Instance::start_new(Kind::Redis, opts)
+        .await
+        .expect("a private Redis");
+    let client = redis::Client::open(r.url()).expect("url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let cfg: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory")
+        .query_async(&mut c)
+        .await
+        .expect("CONFIG GET");
+    assert_eq!(
+        cfg,
+        vec!["maxmemory".to_string(), (10 * 1024 * 1024).to_string()]
+    );
+    r.stop().await.expect("stop");
+    assert!(ping(Kind::Redis, &r.url()).await.is_err());
+    r.start().await.expect("restart");
+    ping(Kind::Redis, &r.url()).await.expect("answers again");
+}
+
+#[tokio::test]
+async fn local_backend_forces_a_private_instance() {
+    let probe = Probe {
+        backend: Backend::Local,
+        ..Probe::from_env(Kind::Redis).expect("probe")
+    };
+    let server = lab::discover_with(Kind::Redis, &probe)
+        .await
+        .expect("a private Redis");
+    assert_eq!(server.origin(), &Origin::Private);
+    assert_ne!(server.url(), Kind::Redis.default_url());
+}
+
+#[tokio::test]
+async fn postgres_seed_is_deterministic_idempotent_and_isolated() {
+    let server = lab::discover(Kind::Postgres).await.expect("PostgreSQL");
+    let a = PgSchema::create(server.url()).await.expect("schema a");
+    let b = PgSchema::create(server.url()).await.expect("schema b");
+    ensure_users_pg(a.pool(), 20_010).await.expect("seed");
+    ensure_users_pg(a.pool(), 20_010)
+        .await
+        .expect("seeding again is a no-op");
+
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM users")
+        .fetch_one(a.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 20_010);
+    let (rare,): (i64,) = sqlx::query_as("SELECT count(*) FROM users WHERE email LIKE '%@' || $1")
+        .bind(RARE_DOMAIN)
+        .fetch_one(a.pool())
+        .await
+        .expect("count rare");
+    assert_eq!(rare, rare_count(20_010));
+    let (domains,): (i64,) =
+        sqlx::query_as("SELECT count(DISTINCT split_part(email, '@', 2)) FROM users")
+            .fetch_one(a.pool())
+            .await
+            .expect("domains");
+    assert_eq!(domains, 21, "twenty common domains and the rare one");
+    for id in [1_i64, 7, 123, 10_007, 20_010] {
+        let (email,): (String,) = sqlx::query_as("SELECT email FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(a.pool())
+            .await
+            .expect("row");
+        assert_eq!(email, email_for(id), "SQL and Rust agree on user {id}");
+    }
+
+    // Schema b has no users table: the two tests' data never mix.
+    let missing = sqlx::query("SELECT 1 FROM users").execute(b.pool()).await;
+    assert!(missing.is_err(), "schema b must not see schema a's table");
+
+    // Dropping a schema handle removes it, and only it.
+    let (a_name, b_name) = (a.name().to_string(), b.name().to_string());
+    drop(a);
+    let admin = sqlx::PgPool::connect(server.url()).await.expect("admin");
+    let left: Vec<(String,)> =
+        sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)")
+            .bind(vec![a_name, b_name.clone()])
+            .fetch_all(&admin)
+            .await
+            .expect("namespaces");
+    assert_eq!(left, vec![(b_name,)]);
+}
+
+#[tokio::test]
+async fn mariadb_seed_matches_postgres() {
+    let server = lab::discover(Kind::MySql).await.expect("MariaDB");
+    let db = MyDatabase::create(server.url())
+        .await
+        .expect("a test database");
+    ensure_users_mysql(db.pool(), 10_010).await.expect("seed");
+    ensure_users_mysql(db.pool(), 10_010)
+        .await
+        .expect("seeding again is a no-op");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 10_010);
+    for id in [1_i64, 7, 123, 10_007] {
+        let (email,): (String,) = sqlx::query_as("SELECT email FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .expect("row");
+        assert_eq!(email, email_for(id), "MariaDB and Rust agree on user {id}");
+    }
+}
+
+#[tokio::test]
+async fn a_redis_prefix_removes_only_its_own_keys() {
+    let server = lab::discover(Kind::Redis).await.expect("Redis");
+    let client = redis::Client::open(server.url()).expect("url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mine = RedisPrefix::new(server.url());
+    let other = RedisPrefix::new(server.url());
+    let _: () = redis::cmd("SET")
+        .arg(mine.key("user:1"))
+        .arg("a")
+        .query_async(&mut c)
+        .await
+        .expect("set");
+    let _: () = redis::cmd("SET")
+        .arg(other.key("user:1"))
+        .arg("b")
+        .query_async(&mut c)
+        .await
+        .expect("set");
+    drop(mine);
+    let left: Option<String> = redis::cmd("GET")
+        .arg(other.key("user:1"))
+        .query_async(&mut c)
+        .await
+        .expect("get");
+    assert_eq!(
+        left.as_deref(),
+        Some("b"),
+        "another test's key must survive"
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", other.prefix()))
+        .query_async(&mut c)
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 1);
+}

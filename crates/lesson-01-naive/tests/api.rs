@@ -1,0 +1,193 @@
+//! Lesson 1 through its router, against a real PostgreSQL.
+//!
+//! Each test gets its own schema on whatever server the harness finds
+//! (`lab::discover`), seeded with a few hundred deterministic users.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use lab::isolate::PgSchema;
+use lab::seed::{email_for, ensure_users_pg};
+use lesson_01_naive::{AppState, router};
+use tower::ServiceExt;
+
+const USERS: i64 = 500;
+
+async fn setup(latency: Duration) -> (lab::Server, PgSchema, AppState) {
+    lab::init_tracing();
+    let server = lab::discover(lab::Kind::Postgres)
+        .await
+        .expect("a PostgreSQL server");
+    let schema = PgSchema::create(server.url()).await.expect("a test schema");
+    ensure_users_pg(schema.pool(), USERS)
+        .await
+        .expect("seeded users");
+    let state = AppState {
+        pool: schema.pool().clone(),
+        latency,
+        db_timeout: Duration::from_secs(30),
+    };
+    (server, schema, state)
+}
+
+/// Sends one GET through the router and returns the status and JSON body.
+async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
+    let req = Request::get(uri)
+        .body(Body::empty())
+        .expect("a valid request");
+    let resp = router(state.clone())
+        .oneshot(req)
+        .await
+        .expect("the router answers");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{uri}: body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, json)
+}
+
+#[tokio::test]
+async fn a_known_user_is_returned_as_json() {
+    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    let (status, body) = get(&state, "/users/123").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!({ "id": 123, "name": "User 123", "email": email_for(123) })
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_a_json_404() {
+    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    for uri in ["/users/501", "/users/9223372036854775807"] {
+        let (status, body) = get(&state, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not found")),
+            "{uri}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_ids_are_json_errors_and_never_reach_the_database() {
+    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    let long = "9".repeat(5000);
+    let cases: Vec<(String, StatusCode)> = vec![
+        ("/users/abc".into(), StatusCode::BAD_REQUEST),
+        ("/users/-1".into(), StatusCode::BAD_REQUEST),
+        (
+            "/users/99999999999999999999".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/users/1.5".into(), StatusCode::BAD_REQUEST),
+        ("/users/0".into(), StatusCode::BAD_REQUEST),
+        ("/users/%20".into(), StatusCode::BAD_REQUEST),
+        ("/users/%FF".into(), StatusCode::BAD_REQUEST),
+        (format!("/users/{long}"), StatusCode::BAD_REQUEST),
+        ("/users/".into(), StatusCode::NOT_FOUND),
+        ("/users".into(), StatusCode::NOT_FOUND),
+        ("/users/1/extra".into(), StatusCode::NOT_FOUND),
+    ];
+    for (uri, want) in cases {
+        let (status, body) = get(&state, &uri).await;
+        let shown: String = uri.chars().take(40).collect();
+        assert_eq!(status, want, "{shown}: {body}");
+        assert!(
+            body["error"].is_string(),
+            "{shown}: the body must be {{\"error\": ...}}, got {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_check_answers_without_the_database() {
+    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    let (status, body) = get(&state, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn the_wrong_method_is_a_json_405() {
+    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    let req = Request::delete("/users/1")
+        .body(Body::empty())
+        .expect("a valid request");
+    let resp = router(state)
+        .oneshot(req)
+        .await
+        .expect("the router answers");
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON body");
+    assert!(body["error"].is_string());
+}
+
+/// The simulated latency is spent inside PostgreSQL: while a request is in
+/// flight, the server itself shows our query running `pg_sleep`. Not a
+/// timing assertion: we look for the query, not at the clock.
+#[tokio::test]
+async fn simulated_latency_holds_a_database_connection() {
+    let (server, schema, state) = setup(Duration::from_secs(3)).await;
+    let app = router(state);
+    let request = tokio::spawn(
+        app.oneshot(
+            Request::get("/users/7")
+                .body(Body::empty())
+                .expect("a valid request"),
+        ),
+    );
+
+    let monitor = sqlx::PgPool::connect(server.url())
+        .await
+        .expect("a monitoring connection");
+    let mut seen = false;
+    for _ in 0..100 {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid() AND datname = current_database()",
+        )
+        .fetch_one(&monitor)
+        .await
+        .expect("pg_stat_activity");
+        if n > 0 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resp = request
+        .await
+        .expect("the request task")
+        .expect("the router answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        seen,
+        "no pg_sleep query was active in PostgreSQL while the request ran (schema {})",
+        schema.name()
+    );
+}
+
+/// A database that does not answer in time is a JSON 503, not a hang.
+#[tokio::test]
+async fn a_slow_database_is_a_503_not_a_hang() {
+    let (_s, _schema, mut state) = setup(Duration::from_secs(2)).await;
+    state.db_timeout = Duration::from_millis(200);
+    let (status, body) = get(&state, "/users/1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not answer")),
+        "{body}"
+    );
+}

@@ -1,0 +1,51 @@
+//! The spawn path serves lesson 1 on its own: with `LAB_BACKEND=local` the
+//! harness ignores every shared server and starts a private PostgreSQL from
+//! the local binaries, as it does on a machine with no server running.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use lab::discover::Probe;
+use lab::{Backend, Kind, Origin};
+use lesson_01_naive::{AppState, router};
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn lesson_1_serves_from_a_private_postgres() {
+    lab::init_tracing();
+    let probe = Probe {
+        backend: Backend::Local,
+        ..Probe::from_env(Kind::Postgres).expect("probe")
+    };
+    let server = lab::discover_with(Kind::Postgres, &probe)
+        .await
+        .expect("a private PostgreSQL");
+    assert_eq!(server.origin(), &Origin::Private);
+
+    let pool = lab::isolate::schema_pool(server.url(), "public", 2)
+        .await
+        .expect("a pool");
+    lab::seed::ensure_users_pg(&pool, 100)
+        .await
+        .expect("seeded users");
+    let state = AppState {
+        pool,
+        latency: Duration::ZERO,
+        db_timeout: Duration::from_secs(30),
+    };
+
+    let resp = router(state)
+        .oneshot(
+            Request::get("/users/42")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let user: lab::users::User = serde_json::from_slice(&bytes).expect("a user");
+    assert_eq!(user.email, lab::seed::email_for(42));
+}
