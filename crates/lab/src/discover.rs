@@ -236,6 +236,7 @@ pub async fn discover(kind: Kind) -> anyhow::Result<Server> {
     discover_with(kind, &Probe::from_env(kind)?).await
 }
 
+// ANCHOR: discover
 /// Finds a server of `kind` with an explicit probe.
 pub async fn discover_with(kind: Kind, probe: &Probe) -> anyhow::Result<Server> {
     let mut tried: Vec<String> = Vec::new();
@@ -302,6 +303,7 @@ pub async fn discover_with(kind: Kind, probe: &Probe) -> anyhow::Result<Server> 
     }
     .into())
 }
+// ANCHOR_END: discover
 
 fn found(kind: Kind, url: String, origin: Origin, keep: Keep) -> Server {
     tracing::info!(server = %kind, %origin, url = %redact(&url), "using {kind} from the {origin}");

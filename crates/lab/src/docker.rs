@@ -133,4 +133,14 @@ mod tests {
                 .contains(&("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1"))
         );
     }
+
+    #[test]
+    fn compose_runs_the_same_versions() {
+        let compose = include_str!("../../../docker-compose.yml");
+        for kind in Kind::ALL {
+            let s = spec(kind);
+            let line = format!("image: {}:{}", s.image, s.tag);
+            assert!(compose.contains(&line), "docker-compose.yml should pin `{line}` like the harness does");
+        }
+    }
 }

@@ -81,6 +81,7 @@ async fn a_broken_env_url_is_reported_not_ignored() {
     );
 }
 
+// ANCHOR: private_instance
 #[tokio::test]
 async fn a_private_postgres_takes_settings_and_survives_a_restart() {
     lab::init_tracing();
@@ -131,6 +132,7 @@ async fn a_private_postgres_takes_settings_and_survives_a_restart() {
         .expect("SHOW");
     assert_eq!(sb, "16MB", "settings survive a restart");
 }
+// ANCHOR_END: private_instance
 
 #[tokio::test]
 async fn a_private_mariadb_takes_settings_and_survives_a_restart() {

@@ -133,6 +133,7 @@ async fn the_wrong_method_is_a_json_405() {
     assert!(body["error"].is_string());
 }
 
+// ANCHOR: latency_test
 /// The simulated latency is spent inside PostgreSQL: while a request is in
 /// flight, the server itself shows our query running `pg_sleep`. Not a
 /// timing assertion: we look for the query, not at the clock.
@@ -176,6 +177,7 @@ async fn simulated_latency_holds_a_database_connection() {
         schema.name()
     );
 }
+// ANCHOR_END: latency_test
 
 /// A database that does not answer in time is a JSON 503, not a hang.
 #[tokio::test]

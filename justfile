@@ -1,0 +1,63 @@
+# The workshop's commands. `just` alone lists them.
+# No just yet? `.ci/install-tools` installs it (and mdbook) in seconds.
+
+set positional-arguments := true
+
+tools := `.ci/install-tools || true`
+export PATH := tools + ":" + env_var('PATH')
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Lesson 1's demo: a slow database, no cache. `just lesson-1 --serve` keeps it up on :3000.
+lesson-1 *args:
+    cargo run -q -p lesson-01-naive -- "$@"
+
+# Serve lesson 1 on 127.0.0.1:${PORT:-3000} until Ctrl-C.
+serve-1 *args:
+    cargo run -q -p lesson-01-naive -- --serve "$@"
+
+# Check your solution to exercise 1 (edit crates/exercise-01-naive/src/starter.rs).
+exercise-1:
+    cargo test -q -p exercise-01-naive --features starter
+
+# The whole test suite, against real servers (nextest when installed).
+test *args:
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi
+
+# Prove every exercise starter fails as shipped and every solution passes.
+check-exercises:
+    .ci/check-exercises
+
+# Reproduce the numbers: criterion benches against real servers.
+bench *args:
+    cargo bench "$@"
+
+# Build the book and serve it on http://127.0.0.1:3001.
+book:
+    mdbook serve book --hostname 127.0.0.1 --port 3001
+
+# Build the book and fail on a broken include.
+book-build:
+    .ci/book
+
+# What the harness would use for PostgreSQL, Redis and MariaDB, with versions and port conflicts.
+doctor:
+    cargo run -q -p lab --features docker --bin doctor
+
+# Start PostgreSQL, Redis and MariaDB in Docker, on loopback.
+services-up:
+    docker compose up -d --wait
+
+# Stop the Docker services.
+services-down:
+    docker compose down
+
+# Install just, mdbook, lychee and a compose validator into target/tools.
+tools:
+    @.ci/install-tools
+
+# What CI runs.
+ci:
+    .ci/run
