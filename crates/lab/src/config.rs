@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let err = parse_var::<u64>("LAB_DB_LATENCY_MS", "lots")
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("LAB_DB_LATENCY_MS=\"lots\""), "{err}");
         assert_eq!(parse_var::<u64>("X", " 250 ").ok(), Some(250));

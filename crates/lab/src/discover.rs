@@ -470,12 +470,11 @@ pub async fn server_version(kind: Kind, url: &str) -> anyhow::Result<String> {
 /// Hides a password in a URL before it reaches a log line.
 pub fn redact(url: &str) -> String {
     // scheme://user:password@host → scheme://user:***@host
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((creds, host)) = rest.split_once('@') {
-            if let Some((user, _pw)) = creds.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+        && let Some((user, _pw)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
     }
     url.to_string()
 }
@@ -489,7 +488,10 @@ mod tests {
         assert_eq!("local".parse::<Backend>().ok(), Some(Backend::Local));
         assert_eq!("Docker".parse::<Backend>().ok(), Some(Backend::Docker));
         assert_eq!("".parse::<Backend>().ok(), Some(Backend::Auto));
-        let err = "lcoal".parse::<Backend>().unwrap_err().to_string();
+        let err = "lcoal"
+            .parse::<Backend>()
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("auto, external, docker, local"), "{err}");
     }
 

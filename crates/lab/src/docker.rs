@@ -140,7 +140,10 @@ mod tests {
         for kind in Kind::ALL {
             let s = spec(kind);
             let line = format!("image: {}:{}", s.image, s.tag);
-            assert!(compose.contains(&line), "docker-compose.yml should pin `{line}` like the harness does");
+            assert!(
+                compose.contains(&line),
+                "docker-compose.yml should pin `{line}` like the harness does"
+            );
         }
     }
 }

@@ -215,7 +215,7 @@ mod tests {
             );
         }
         let long = "x".repeat(10_000);
-        let msg = parse_user_id(&long).unwrap_err().to_string();
+        let msg = parse_user_id(&long).expect_err("must fail").to_string();
         assert!(msg.len() < 100, "the error echoes a bounded prefix: {msg}");
     }
 }

@@ -284,15 +284,15 @@ impl Instance {
         let deadline = Instant::now() + READY_TIMEOUT;
         let url = self.admin_url();
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    bail!(
-                        "the private {} exited ({status}) before it answered.\n{}",
-                        self.kind,
-                        self.log_tail()
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                bail!(
+                    "the private {} exited ({status}) before it answered.\n{}",
+                    self.kind,
+                    self.log_tail()
+                );
             }
             match ping(self.kind, &url).await {
                 Ok(()) => return Ok(()),
@@ -482,10 +482,10 @@ impl Binaries {
             } else {
                 dirs.iter().find_map(|d| find_in(d, inits))
             };
-            if let Some(server) = server {
-                if inits.is_empty() || init.is_some() {
-                    return Ok(Binaries { server, init });
-                }
+            if let Some(server) = server
+                && (inits.is_empty() || init.is_some())
+            {
+                return Ok(Binaries { server, init });
             }
         }
         let wanted = servers
@@ -516,7 +516,7 @@ fn debian_postgres_bin_dirs() -> Vec<PathBuf> {
             Some((v, e.path().join("bin")))
         })
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     versions.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -583,7 +583,7 @@ mod tests {
             ..Default::default()
         };
         let err = Binaries::find(Kind::Postgres, &opts)
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("`postgres` and `initdb` not found"), "{err}");
         assert!(err.contains("/nonexistent"), "{err}");
