@@ -2,12 +2,9 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use exercise_01_naive::{AppState, router};
-use http_body_util::BodyExt;
 use lab::isolate::PgSchema;
-use tower::ServiceExt;
 
 async fn setup() -> (lab::Server, PgSchema, AppState) {
     let server = lab::discover(lab::Kind::Postgres)
@@ -26,16 +23,7 @@ async fn setup() -> (lab::Server, PgSchema, AppState) {
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
-    let req = Request::get(uri)
-        .body(Body::empty())
-        .expect("a valid request");
-    let resp = router(state.clone())
-        .oneshot(req)
-        .await
-        .expect("the router answers");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    lab::testing::send(router(state.clone()), "GET", uri).await
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 //! - [`users`] is the one query every lesson serves, with the simulated
 //!   latency spent inside the database.
 //! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
+//! - [`testing`] sends requests through a router in the lessons' tests.
 //!
 //! Run `just doctor` to see what discovery would pick on your machine.
 
@@ -21,6 +22,7 @@ pub mod http;
 pub mod isolate;
 pub mod seed;
 pub mod spawn;
+pub mod testing;
 pub mod users;
 
 pub use discover::{Backend, Kind, Origin, Server, discover, discover_with};

@@ -106,31 +106,22 @@ pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
     if from > rows {
         return Ok(());
     }
-    let t0 = Instant::now();
     let domains: Vec<String> = DOMAINS.iter().map(|d| d.to_string()).collect();
-    let bar = progress(rows - from + 1);
-    let mut lo = from;
-    while lo <= rows {
-        let hi = (lo + BATCH - 1).min(rows);
+    in_batches(from, rows, |lo, hi| {
         sqlx::query(PG_INSERT)
             .bind(lo)
             .bind(hi)
             .bind(RARE_DOMAIN)
             .bind(&domains)
             .execute(pool)
-            .await
-            .with_context(|| format!("Failed to seed users {lo}..={hi}"))?;
-        bar.inc((hi - lo + 1) as u64);
-        lo = hi + 1;
-    }
+    })
+    .await?;
     // Fresh statistics for the planner, and a visibility map for
     // index-only scans, exactly as a long-lived table would have.
     sqlx::query("VACUUM ANALYZE users")
         .execute(pool)
         .await
         .context("Failed to VACUUM ANALYZE users")?;
-    bar.finish_and_clear();
-    tracing::info!("seeded users {from}..={rows} in {:.1?}", t0.elapsed());
     Ok(())
 }
 
@@ -156,17 +147,13 @@ pub async fn ensure_users_mysql(pool: &MySqlPool, rows: i64) -> anyhow::Result<(
     if from > rows {
         return Ok(());
     }
-    let t0 = Instant::now();
     // The domains are our own constants, so inlining them is safe.
     let elt = DOMAINS
         .iter()
         .map(|d| format!("'{d}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let bar = progress(rows - from + 1);
-    let mut lo = from;
-    while lo <= rows {
-        let hi = (lo + BATCH - 1).min(rows);
+    let insert = |lo: i64, hi: i64| {
         let sql = format!(
             "INSERT IGNORE INTO users (id, name, email, created_at)
              SELECT seq, CONCAT('User ', seq),
@@ -174,17 +161,34 @@ pub async fn ensure_users_mysql(pool: &MySqlPool, rows: i64) -> anyhow::Result<(
                     TIMESTAMP '2024-01-01 00:00:00' + INTERVAL (seq * 17) SECOND
              FROM seq_{lo}_to_{hi}"
         );
-        sqlx::query(&sql)
-            .execute(pool)
+        async move { sqlx::query(&sql).execute(pool).await }
+    };
+    in_batches(from, rows, insert).await?;
+    sqlx::query("ANALYZE TABLE users")
+        .execute(pool)
+        .await
+        .context("Failed to ANALYZE users")?;
+    Ok(())
+}
+
+/// Runs `insert(lo, hi)` over `from..=rows` in batches of [`BATCH`], with a
+/// progress bar for large seeds and one log line at the end.
+async fn in_batches<F, Fut, T>(from: i64, rows: i64, mut insert: F) -> anyhow::Result<()>
+where
+    F: FnMut(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let t0 = Instant::now();
+    let bar = progress(rows - from + 1);
+    let mut lo = from;
+    while lo <= rows {
+        let hi = (lo + BATCH - 1).min(rows);
+        insert(lo, hi)
             .await
             .with_context(|| format!("Failed to seed users {lo}..={hi}"))?;
         bar.inc((hi - lo + 1) as u64);
         lo = hi + 1;
     }
-    sqlx::query("ANALYZE TABLE users")
-        .execute(pool)
-        .await
-        .context("Failed to ANALYZE users")?;
     bar.finish_and_clear();
     tracing::info!("seeded users {from}..={rows} in {:.1?}", t0.elapsed());
     Ok(())

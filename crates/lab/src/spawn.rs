@@ -339,25 +339,24 @@ impl Instance {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        // SIGINT is PostgreSQL's "fast" shutdown (it disconnects clients
-        // instead of waiting for them); SIGTERM is the clean stop for the others.
+        let deadline = self.begin_stop(&child);
+        while !reap(self.kind, &mut child, deadline) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Sends the clean-stop signal and returns when to stop waiting for it.
+    /// SIGINT is PostgreSQL's "fast" shutdown (it disconnects clients instead
+    /// of waiting for them); SIGTERM is the clean stop for the others.
+    fn begin_stop(&self, child: &Child) -> Instant {
         let sig = if self.kind == Kind::Postgres {
             libc::SIGINT
         } else {
             libc::SIGTERM
         };
-        signal(&child, sig);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                tracing::warn!(server = %self.kind, "did not stop within {STOP_TIMEOUT:?}; killing it");
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+        signal(child, sig);
+        Instant::now() + STOP_TIMEOUT
     }
 
     /// The last lines of the server log.
@@ -374,25 +373,28 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        // Drop cannot await, so this is the synchronous twin of `stop`.
+        // Drop cannot await, so this is the blocking twin of `stop`.
         if let Some(mut child) = self.child.take() {
-            let sig = if self.kind == Kind::Postgres {
-                libc::SIGINT
-            } else {
-                libc::SIGTERM
-            };
-            signal(&child, sig);
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while matches!(child.try_wait(), Ok(None)) {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
+            let deadline = self.begin_stop(&child);
+            while !reap(self.kind, &mut child, deadline) {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
+}
+
+/// Whether the child has exited; past `deadline` it is killed, and has.
+fn reap(kind: Kind, child: &mut Child, deadline: Instant) -> bool {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return true;
+    }
+    if Instant::now() > deadline {
+        tracing::warn!(server = %kind, "did not stop within {STOP_TIMEOUT:?}; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+        return true;
+    }
+    false
 }
 
 #[allow(unsafe_code)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use lab::isolate::PgSchema;
 use lab::seed::{email_for, ensure_users_pg};
+use lab::testing::{get_json, send};
 use lesson_01_naive::{AppState, router};
 use tower::ServiceExt;
 
@@ -32,24 +32,8 @@ async fn setup(latency: Duration) -> (lab::Server, PgSchema, AppState) {
     (server, schema, state)
 }
 
-/// Sends one GET through the router and returns the status and JSON body.
 async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
-    let req = Request::get(uri)
-        .body(Body::empty())
-        .expect("a valid request");
-    let resp = router(state.clone())
-        .oneshot(req)
-        .await
-        .expect("the router answers");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{uri}: body is not JSON ({e}): {:?}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    (status, json)
+    get_json(router(state.clone()), uri).await
 }
 
 #[tokio::test]
@@ -120,17 +104,9 @@ async fn health_check_answers_without_the_database() {
 #[tokio::test]
 async fn the_wrong_method_is_a_json_405() {
     let (_s, _schema, state) = setup(Duration::ZERO).await;
-    let req = Request::delete("/users/1")
-        .body(Body::empty())
-        .expect("a valid request");
-    let resp = router(state)
-        .oneshot(req)
-        .await
-        .expect("the router answers");
-    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
-    let body: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON body");
-    assert!(body["error"].is_string());
+    let (status, body) = send(router(state), "DELETE", "/users/1").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body.contains("\"error\""), "a JSON error body, got {body}");
 }
 
 // ANCHOR: latency_test

@@ -4,13 +4,10 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use lab::discover::Probe;
 use lab::{Backend, Kind, Origin};
 use lesson_01_naive::{AppState, router};
-use tower::ServiceExt;
 
 #[tokio::test]
 async fn lesson_1_serves_from_a_private_postgres() {
@@ -36,16 +33,8 @@ async fn lesson_1_serves_from_a_private_postgres() {
         db_timeout: Duration::from_secs(30),
     };
 
-    let resp = router(state)
-        .oneshot(
-            Request::get("/users/42")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("answer");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let user: lab::users::User = serde_json::from_slice(&bytes).expect("a user");
+    let (status, body) = lab::testing::get_json(router(state), "/users/42").await;
+    assert_eq!(status, StatusCode::OK);
+    let user: lab::users::User = serde_json::from_value(body).expect("a user");
     assert_eq!(user.email, lab::seed::email_for(42));
 }
