@@ -32,9 +32,11 @@ pub use discover::{Backend, Kind, Origin, Server, discover, discover_with};
 /// tests and binaries can both call it.
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    // sqlx logs every statement at info; the lessons log the queries that matter.
+    // sqlx logs every statement at info, and warns about every statement over
+    // 1 s, which in the demos is every query, on purpose. The lessons log the
+    // queries that matter themselves.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,hyper=warn,bollard=warn,testcontainers=warn")
+        EnvFilter::new("info,sqlx=error,hyper=warn,bollard=warn,testcontainers=warn")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

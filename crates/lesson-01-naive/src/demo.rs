@@ -15,11 +15,11 @@ struct Step {
 const SCRIPT: &[Step] = &[
     Step {
         path: "/users/123",
-        why: "first read of user 123",
+        why: "first read of user 123: a miss, no cache",
     },
     Step {
         path: "/users/123",
-        why: "the same user again: nothing remembers it",
+        why: "the same user again: a miss again",
     },
     Step {
         path: "/users/424242424",
@@ -91,7 +91,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             fmt_ms(first),
             fmt_ms(second)
         );
-        println!("nothing between requests. Lesson 2 puts Redis in front of it: `just lesson-2`.");
+        println!("nothing between requests. Lesson 2 puts Redis in front of it.");
     }
     Ok(())
 }
