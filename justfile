@@ -34,6 +34,10 @@ check-exercises:
 bench *args:
     cargo bench "$@"
 
+# Run the benches and write the book's tables, charts and stamp (--quick: minutes, not for the book; --reuse: re-render).
+report *args:
+    cargo run -q -p report -- "$@"
+
 # Build the book and serve it on http://127.0.0.1:3001.
 book:
     mdbook serve book --hostname 127.0.0.1 --port 3001

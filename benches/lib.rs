@@ -7,19 +7,39 @@ use std::time::Duration;
 
 use criterion::Criterion;
 
+/// `LAB_QUICK=1`: fewer, shorter samples, for CI and a first try. `just
+/// report --quick` sets it and marks its output as not the book's figures.
+pub const QUICK_ENV: &str = "LAB_QUICK";
+
+pub fn quick() -> bool {
+    std::env::var(QUICK_ENV).is_ok_and(|v| v == "1" || v == "true")
+}
+
 /// Criterion's settings for the workshop. Loopback requests take tens of
 /// microseconds, so 5 s of measurement gives thousands of iterations and a
 /// stable median; 50 samples keep a full `cargo bench` short on 2 cores.
 pub fn criterion() -> Criterion {
-    Criterion::default()
-        .sample_size(50)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(5))
-        .configure_from_args()
+    let c = if quick() {
+        Criterion::default()
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(1))
+    } else {
+        Criterion::default()
+            .sample_size(50)
+            .warm_up_time(Duration::from_secs(2))
+            .measurement_time(Duration::from_secs(5))
+    };
+    c.configure_from_args()
 }
 
-/// A multi-threaded runtime for the server and the client alike.
+/// A multi-threaded runtime for the server and the client alike. When
+/// `LAB_PIN_CLIENT` is set, this thread and so every runtime thread is pinned
+/// first (see `lab::pin`): placement changes loopback latency severalfold.
 pub fn runtime() -> tokio::runtime::Runtime {
+    if let Err(e) = lab::pin::pin_client_from_env() {
+        panic!("{e:#}");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

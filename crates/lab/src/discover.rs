@@ -226,6 +226,7 @@ impl Probe {
         SpawnOptions {
             bin_dir: self.bin_dir.clone(),
             only_bin_dir: self.only_bin_dir,
+            cpus: crate::pin::server_cpus().ok().flatten(),
             ..SpawnOptions::default()
         }
     }

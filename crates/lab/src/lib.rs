@@ -7,6 +7,7 @@
 //!   restarts them on the same port and data dir (later lessons' outages).
 //! - [`isolate`] gives each test its own schema, database or key prefix on a
 //!   shared server, and removes only what it created.
+//! - [`pin`] places the bench process and private servers on chosen CPUs.
 //! - [`seed`] creates and fills the deterministic `users` table.
 //! - [`users`] is the one query every lesson serves, with the simulated
 //!   latency spent inside the database.
@@ -20,6 +21,7 @@ pub mod discover;
 pub mod docker;
 pub mod http;
 pub mod isolate;
+pub mod pin;
 pub mod seed;
 pub mod spawn;
 pub mod testing;

@@ -44,6 +44,8 @@ pub struct SpawnOptions {
     pub bin_dir: Option<PathBuf>,
     /// Look nowhere but `bin_dir`.
     pub only_bin_dir: bool,
+    /// CPUs to pin the server to (`LAB_PIN_SERVERS`); `None` leaves it free.
+    pub cpus: Option<Vec<usize>>,
 }
 
 impl SpawnOptions {
@@ -57,6 +59,7 @@ impl SpawnOptions {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             bin_dir: std::env::var_os(BIN_DIR_ENV).map(PathBuf::from),
+            cpus: crate::pin::server_cpus().ok().flatten(),
             ..SpawnOptions::default()
         }
     }
@@ -71,6 +74,7 @@ pub struct Instance {
     server_bin: PathBuf,
     settings: Vec<(String, String)>,
     run_as: Option<(u32, u32)>,
+    cpus: Option<Vec<usize>>,
     child: Option<Child>,
 }
 
@@ -104,6 +108,7 @@ impl Instance {
             server_bin: bins.server,
             settings: opts.settings,
             run_as,
+            cpus: opts.cpus,
             child: None,
         };
         if let Some(init) = &bins.init {
@@ -272,7 +277,7 @@ impl Instance {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        die_with_parent(&mut cmd);
+        prepare_child(&mut cmd, self.cpus.as_deref().map(crate::pin::cpu_set));
         let child = cmd
             .spawn()
             .with_context(|| format!("Failed to start {}", self.server_bin.display()))?;
@@ -323,6 +328,11 @@ impl Instance {
             Kind::Redis => {}
         }
         Ok(())
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the server process is alive.
@@ -406,24 +416,34 @@ fn signal(child: &Child, sig: libc::c_int) {
     }
 }
 
-/// Asks the kernel to stop the server if the process that spawned it dies
-/// without dropping its `Instance` (a test killed by a timeout, a Ctrl-C), so
-/// no private server outlives its owner. The signal follows the *thread* that
-/// spawned the child: spawn from a thread that lives as long as the instance
-/// (a test's thread, `main`, a runtime worker), not from `spawn_blocking`.
+/// Runs in the child between fork and exec:
+///
+/// - asks the kernel to stop the server if the process that spawned it dies
+///   without dropping its `Instance` (a test killed by a timeout, a Ctrl-C),
+///   so no private server outlives its owner. The signal follows the *thread*
+///   that spawned the child: spawn from a thread that lives as long as the
+///   instance (a test's thread, `main`, a runtime worker), not from
+///   `spawn_blocking`;
+/// - pins the server to `cpus` (`LAB_PIN_SERVERS`), for measurements.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
+fn prepare_child(cmd: &mut Command, cpus: Option<libc::cpu_set_t>) {
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl is async-signal-safe, and the closure touches no memory
-    // of the parent. std runs it after setuid, which would otherwise clear it.
+    // SAFETY: prctl and sched_setaffinity are async-signal-safe syscalls, and
+    // the closure only reads a set it owns. std runs it after setuid, which
+    // would otherwise clear the death signal.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if let Some(set) = &cpus
+                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = cmd;
+    let _ = (cmd, cpus);
 }
 
 /// The binaries a kind of server needs.

@@ -313,3 +313,23 @@ async fn a_redis_prefix_removes_only_its_own_keys() {
         .expect("keys");
     assert_eq!(keys.len(), 1);
 }
+
+/// `LAB_PIN_SERVERS` (here set through the options) pins a private server:
+/// the kernel's own view of the process says so.
+#[tokio::test]
+async fn a_private_server_can_be_pinned_to_a_cpu() {
+    let opts = SpawnOptions {
+        cpus: Some(vec![0]),
+        ..SpawnOptions::with_settings(Vec::<(String, String)>::new())
+    };
+    let r = Instance::start_new(Kind::Redis, opts)
+        .await
+        .expect("a private Redis");
+    let pid = r.pid().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(str::trim);
+    assert_eq!(allowed, Some("0"), "the server should run on CPU 0 only");
+}

@@ -1,0 +1,280 @@
+//! `just report`: the benches → the book's tables, charts and stamp.
+//!
+//! ```text
+//! just report            # run every bench, write book/src/generated/
+//! just report --quick    # a few minutes; marked QUICK RUN, never committed
+//! just report --reuse    # re-render from the last run's results
+//! ```
+//!
+//! It runs `cargo bench` with the method the "How we measure" chapter
+//! describes: private database servers spawned from the local binaries, the
+//! bench process pinned to CPU 0 and the servers to CPU 1 (where there are
+//! two or more), then reads criterion's saved estimates
+//! (`target/criterion/**/new/estimates.json`) and writes, per bench group,
+//! `<group>.md` (median, confidence interval, ratios against the floor and
+//! the baseline) and `<group>.svg`, plus `stamp.md` (machine, versions,
+//! placement). Chapters include them; they are committed, so the book builds
+//! without running anything.
+
+mod criterion;
+mod render;
+mod stamp;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use lab::Kind;
+use lab::spawn::{Binaries, SpawnOptions};
+
+use crate::render::GROUPS;
+use crate::stamp::RunInfo;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "report",
+    about = "Run the benches and write the book's tables, charts and machine stamp."
+)]
+struct Args {
+    /// Fewer, shorter samples: minutes, not the book's figures (marked QUICK RUN).
+    #[arg(long)]
+    quick: bool,
+    /// Re-render from the last `just report` run instead of benching again.
+    #[arg(long)]
+    reuse: bool,
+    /// Where to write the generated files.
+    #[arg(long, default_value = "book/src/generated")]
+    out: PathBuf,
+}
+
+/// The file next to criterion's results that records how they were made.
+const RUN_FILE: &str = "lab-run.json";
+
+fn main() -> anyhow::Result<()> {
+    lab::init_tracing();
+    let args = Args::parse();
+    let root = workspace_root();
+    let criterion_dir = target_dir(&root).join("criterion");
+    let out = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        root.join(&args.out)
+    };
+
+    let run = if args.reuse {
+        let run: RunInfo = serde_json::from_str(
+            &std::fs::read_to_string(criterion_dir.join(RUN_FILE))
+                .context("no results from `just report` to reuse: run it without --reuse first")?,
+        )?;
+        if run.quick && !args.quick {
+            bail!(
+                "the last run was --quick; its results cannot become the book's figures. Run `just report`."
+            );
+        }
+        run
+    } else {
+        run_benches(&root, &criterion_dir, args.quick)?
+    };
+
+    // Results are stale when the code they measured changed since; the
+    // report's own code only renders them, so it does not count.
+    let newest_source = newest_mtime(
+        &[root.join("crates"), root.join("benches")],
+        &root.join("crates/report"),
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("Failed to create {}", out.display()))?;
+    for spec in GROUPS {
+        let all = criterion::read_group(&criterion_dir, spec.id)?;
+        let rows = render::select(spec, &all)?;
+        if args.reuse && rows.iter().any(|e| e.modified < newest_source) {
+            bail!(
+                "the results for {} are older than the code: run `just report` without --reuse",
+                spec.id
+            );
+        }
+        let md = render::table_md(spec, &rows, run.quick);
+        std::fs::write(out.join(format!("{}.md", spec.id)), &md)?;
+        render::chart_svg(
+            spec,
+            &rows,
+            &out.join(format!("{}.svg", spec.id)),
+            run.quick,
+        )?;
+        println!("\n{}\n{md}", spec.title);
+    }
+    std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
+    println!("{}", stamp::stamp_md(&run));
+    println!(
+        "wrote {} tables, {} charts and stamp.md to {}",
+        GROUPS.len(),
+        GROUPS.len(),
+        out.display()
+    );
+    if run.quick {
+        println!(
+            "QUICK RUN: these files are for trying the pipeline; don't commit them (`git checkout book/src/generated`)."
+        );
+    }
+    Ok(())
+}
+
+/// Runs `cargo bench` as the method says, and records how.
+fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result<RunInfo> {
+    let mut env: Vec<(&str, String)> = Vec::new();
+    let pg_local = Binaries::find(Kind::Postgres, &SpawnOptions::default()).is_ok();
+    let backend = std::env::var("LAB_BACKEND").ok().filter(|v| !v.is_empty());
+    if backend.is_none() && pg_local {
+        // Private servers: a known configuration, fresh data, and ours to pin.
+        env.push(("LAB_BACKEND", "local".into()));
+    }
+    let servers_private = backend.as_deref() == Some("local") || (backend.is_none() && pg_local);
+    if stamp::cores() >= 2
+        && std::env::var(lab::pin::CLIENT_ENV).is_err()
+        && std::env::var(lab::pin::SERVERS_ENV).is_err()
+    {
+        env.push((lab::pin::CLIENT_ENV, "0".into()));
+        if servers_private {
+            env.push((lab::pin::SERVERS_ENV, "1".into()));
+        }
+    }
+    if quick {
+        env.push(("LAB_QUICK", "1".into()));
+    }
+
+    eprintln!("report: building the benches (release)…");
+    let status = Command::new("cargo")
+        .args(["bench", "-p", "benches", "--no-run"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("the benches did not build");
+    }
+    eprintln!(
+        "report: running the benches{} with {}",
+        if quick { " (quick)" } else { "" },
+        env.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let started = SystemTime::now();
+    let status = Command::new("cargo")
+        .args(["bench", "-p", "benches"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("a bench failed (see above)");
+    }
+
+    // Describe the placement as the benches saw it.
+    let placement = {
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(k).ok())
+        };
+        match (get(lab::pin::CLIENT_ENV), get(lab::pin::SERVERS_ENV)) {
+            (Some(c), Some(s)) => format!(
+                "bench process (client and HTTP server) pinned to CPU {c}, database servers to CPU {s}"
+            ),
+            (Some(c), None) => format!(
+                "bench process pinned to CPU {c}; database servers unpinned (not ours to pin)"
+            ),
+            _ => "unpinned: client and servers may or may not share a core, run to run".into(),
+        }
+    };
+    let run = RunInfo {
+        quick,
+        date: stamp::utc_now(),
+        commit: stamp::first_line(
+            "git",
+            &[
+                "-C",
+                &root.display().to_string(),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ],
+        ),
+        servers: if servers_private {
+            "private instances spawned by the harness (LAB_BACKEND=local), default settings".into()
+        } else {
+            format!(
+                "found by the harness (LAB_BACKEND={})",
+                backend.as_deref().unwrap_or("auto")
+            )
+        },
+        placement,
+        versions: server_versions(),
+    };
+    std::fs::create_dir_all(criterion_dir)?;
+    std::fs::write(
+        criterion_dir.join(RUN_FILE),
+        serde_json::to_string_pretty(&run)?,
+    )?;
+    // Every group must have been written by this run, not an earlier one.
+    for spec in GROUPS {
+        let all = criterion::read_group(criterion_dir, spec.id)?;
+        for e in render::select(spec, &all)? {
+            if e.modified < started {
+                bail!("{}/{} was not measured by this run", spec.id, e.bench);
+            }
+        }
+    }
+    Ok(run)
+}
+
+/// The versions of the server binaries the harness spawns from.
+fn server_versions() -> Vec<(String, String)> {
+    Kind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let bins = Binaries::find(kind, &SpawnOptions::default()).ok()?;
+            let path = bins.server.display().to_string();
+            Some((
+                kind.name().to_string(),
+                stamp::first_line(&path, &["--version"]),
+            ))
+        })
+        .collect()
+}
+
+fn workspace_root() -> PathBuf {
+    // crates/report → the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// The newest modification time of any file under `dirs`, outside `skip`.
+fn newest_mtime(dirs: &[PathBuf], skip: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p != skip {
+                    stack.push(p);
+                }
+            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(m);
+            }
+        }
+    }
+    newest
+}
