@@ -188,7 +188,7 @@ pub fn chart_svg(
         format!("{}: median time per operation", spec.id)
     };
 
-    let root = SVGBackend::new(path, (760, 380)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
@@ -196,10 +196,15 @@ pub fn chart_svg(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..names.len()).into_segmented(), 0.0..(max / div) * 1.15)?;
+            // `0..n-1` segmented gives exactly n bars (0..n would add an empty one).
+            .build_cartesian_2d(
+                (0..names.len().saturating_sub(1)).into_segmented(),
+                0.0..(max / div) * 1.15,
+            )?;
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => {
                     names.get(*i).map(|s| s.to_string()).unwrap_or_default()
@@ -207,7 +212,7 @@ pub fn chart_svg(
                 _ => String::new(),
             })
             .y_desc(format!("{unit} (lower is better)"))
-            .label_style(("sans-serif", 14))
+            .label_style(("sans-serif", 13))
             .draw()?;
         let bar = RGBColor(0x3b, 0x6e, 0xa5);
         chart.draw_series(
