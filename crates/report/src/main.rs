@@ -78,22 +78,20 @@ fn main() -> anyhow::Result<()> {
         run_benches(&root, &criterion_dir, args.quick)?
     };
 
-    // Results are stale when the code they measured changed since; the
-    // report's own code only renders them, so it does not count.
-    let newest_source = newest_mtime(
-        &[root.join("crates"), root.join("benches")],
-        &root.join("crates/report"),
-    );
+    // Results are stale when the code they measured has changed since.
+    if args.reuse {
+        let now = stamp::bench_inputs(&root);
+        if now != run.inputs {
+            bail!(
+                "the last run measured other code (bench inputs {} then, {now} now): run `just report` without --reuse",
+                run.inputs
+            );
+        }
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("Failed to create {}", out.display()))?;
     for spec in GROUPS {
         let all = criterion::read_group(&criterion_dir, spec.id)?;
         let rows = render::select(spec, &all)?;
-        if args.reuse && rows.iter().any(|e| e.modified < newest_source) {
-            bail!(
-                "the results for {} are older than the code: run `just report` without --reuse",
-                spec.id
-            );
-        }
         let md = render::table_md(spec, &rows, run.quick);
         std::fs::write(out.join(format!("{}.md", spec.id)), &md)?;
         render::chart_svg(
@@ -159,6 +157,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let inputs = stamp::bench_inputs(root);
     let started = SystemTime::now();
     let status = Command::new("cargo")
         .args(["bench", "-p", "benches"])
@@ -210,6 +209,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         },
         placement,
         versions: server_versions(),
+        inputs,
     };
     std::fs::create_dir_all(criterion_dir)?;
     std::fs::write(
@@ -255,26 +255,4 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
-}
-
-/// The newest modification time of any file under `dirs`, outside `skip`.
-fn newest_mtime(dirs: &[PathBuf], skip: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let mut stack: Vec<PathBuf> = dirs.to_vec();
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if p != skip {
-                    stack.push(p);
-                }
-            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
-                newest = newest.max(m);
-            }
-        }
-    }
-    newest
 }
