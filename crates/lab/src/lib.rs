@@ -11,12 +11,15 @@
 //! - [`seed`] creates and fills the deterministic `users` table.
 //! - [`users`] is the one query every lesson serves, with the simulated
 //!   latency spent inside the database.
+//! - [`cli`] is the flags every lesson shares, and provisioning its schema.
 //! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
 //! - [`testing`] sends requests through a router in the lessons' tests.
 //!
 //! Run `just doctor` to see what discovery would pick on your machine.
 
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod discover;
 pub mod docker;
 pub mod http;

@@ -1,8 +1,8 @@
 //! The scripted demo behind `just lesson-1`: a few requests, what each cost.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
+use lab::demo::{client, print_header, print_row, request};
 
 use crate::{Args, provision, router};
 
@@ -23,7 +23,7 @@ const SCRIPT: &[Step] = &[
     },
     Step {
         path: "/users/424242424",
-        why: "a user that does not exist: still a full query",
+        why: "a user that does not exist: a full query",
     },
     Step {
         path: "/users/abc",
@@ -37,74 +37,36 @@ const SCRIPT: &[Step] = &[
 
 /// Provisions, serves on a free loopback port, runs the script, and stops.
 pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let latency_ms = args.common.latency_ms;
     println!("Lesson 1: the naive endpoint. Every GET /users/{{id}} queries PostgreSQL,");
-    println!(
-        "which is made to take {} ms per query (LAB_DB_LATENCY_MS).\n",
-        args.latency_ms
-    );
+    println!("which is made to take {latency_ms} ms per query (LAB_DB_LATENCY_MS).\n");
 
     let (_server, state) = provision(args).await?;
     let running = lab::http::spawn_server(router(state), 0).await?;
     let base = running.base_url();
     println!("\nserving on {base}\n");
 
-    // Every network call has a timeout; this one covers the slowest request
-    // the server can make before its own database timeout answers 503.
-    let client = reqwest::Client::builder()
-        .timeout(args.db_timeout() + Duration::from_secs(5))
-        .build()
-        .context("Failed to build the HTTP client")?;
-
-    println!(
-        "{:<22} {:>6} {:>10}  {:<48} body",
-        "request", "status", "time", "why"
-    );
-    let mut slow_reads = Vec::new();
+    // The slowest request the server can make, before its own database
+    // timeout answers 503, plus a margin.
+    let client = client(args.common.db_timeout() + Duration::from_secs(5))?;
+    print_header();
+    let mut reads = Vec::new();
     for step in SCRIPT {
-        let t0 = Instant::now();
-        let resp = client
-            .get(format!("{base}{}", step.path))
-            .send()
-            .await
-            .with_context(|| format!("GET {}", step.path))?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        let took = t0.elapsed();
+        let a = request(&client, &base, step.path, None).await?;
+        print_row(&format!("GET {}", step.path), &a, step.why);
         if step.path == "/users/123" {
-            slow_reads.push(took);
+            reads.push(a.took);
         }
-        println!(
-            "GET {:<18} {:>6} {:>10}  {:<48} {}",
-            step.path,
-            status.as_u16(),
-            fmt_ms(took),
-            step.why,
-            shorten(&body, 60)
-        );
     }
-
     running.shutdown().await?;
-    println!();
-    if let [first, second] = slow_reads[..] {
+
+    if let [first, second] = reads[..] {
         println!(
-            "Both reads of user 123 paid the database's latency ({} and {}): the service keeps",
-            fmt_ms(first),
-            fmt_ms(second)
+            "\nBoth reads of user 123 paid the database's latency ({} and {}): the service keeps",
+            lab::demo::fmt_ms(first),
+            lab::demo::fmt_ms(second)
         );
-        println!("nothing between requests. Lesson 2 puts Redis in front of it.");
+        println!("nothing between requests. Lesson 2 puts Redis in front of it: `just lesson-2`.");
     }
     Ok(())
-}
-
-fn fmt_ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn shorten(s: &str, n: usize) -> String {
-    let s = s.trim();
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
 }

@@ -20,9 +20,8 @@
 //! (latency + 5000), `LAB_SCHEMA` (workshop), and the harness's
 //! `DATABASE_URL` / `LAB_BACKEND`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -85,88 +84,26 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The lesson's settings, from flags or env vars.
+/// The lesson's settings, from flags or env vars: lesson 1 has only the
+/// ones every lesson shares.
 #[derive(clap::Parser, Clone, Debug)]
 #[command(
     name = "lesson-01-naive",
     about = "Lesson 1: GET /users/{id} straight from a slow PostgreSQL, no cache."
 )]
 pub struct Args {
-    /// Serve on 127.0.0.1:PORT until Ctrl-C, instead of running the scripted demo.
-    #[arg(long)]
-    pub serve: bool,
-    /// Port for --serve.
-    #[arg(long, env = "PORT", default_value_t = 3000)]
-    pub port: u16,
-    /// Simulated database latency per query, in ms, spent inside PostgreSQL (pg_sleep).
-    #[arg(long = "latency-ms", env = "LAB_DB_LATENCY_MS", default_value_t = 2000)]
-    pub latency_ms: u64,
-    /// Users to seed when the table is missing or short.
-    #[arg(long, env = "LAB_USERS", default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
-    pub users: i64,
-    /// Connections in the pool: the number of slow queries that can run at once.
-    #[arg(long = "pool-size", env = "DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub pool_size: u32,
-    /// Longest wait for one query, in ms, before answering 503 [default: latency + 5000].
-    #[arg(long = "db-timeout-ms", env = "DB_TIMEOUT_MS")]
-    pub db_timeout_ms: Option<u64>,
-    /// Schema that holds the lesson's tables, created if missing.
-    #[arg(long, env = "LAB_SCHEMA", default_value = "workshop", value_parser = parse_schema)]
-    pub schema: String,
-}
-
-impl Args {
-    pub fn latency(&self) -> Duration {
-        Duration::from_millis(self.latency_ms)
-    }
-    pub fn db_timeout(&self) -> Duration {
-        self.db_timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(self.latency() + Duration::from_secs(5))
-    }
-}
-
-/// The schema name goes into `CREATE SCHEMA`, so only plain identifiers.
-fn parse_schema(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err("use lowercase letters, digits and _ (e.g. workshop)".into())
-    }
+    #[command(flatten)]
+    pub common: lab::cli::CommonArgs,
 }
 
 /// Finds PostgreSQL, creates and seeds the lesson's schema if needed, and
 /// returns the server handle (keep it alive) and the state to serve with.
 pub async fn provision(args: &Args) -> anyhow::Result<(lab::Server, AppState)> {
-    let server = lab::discover(lab::Kind::Postgres).await?;
-    let t0 = Instant::now();
-    {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(server.url())
-            .await
-            .context("Failed to connect to PostgreSQL")?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", args.schema))
-            .execute(&mut c)
-            .await
-            .context("Failed to create the lesson's schema")?;
-    }
-    let pool = lab::isolate::schema_pool(server.url(), &args.schema, args.pool_size).await?;
-    lab::seed::ensure_users_pg(&pool, args.users).await?;
-    tracing::info!(
-        "schema {} has {} users, ready in {:.1?}",
-        args.schema,
-        args.users,
-        t0.elapsed()
-    );
+    let (server, pool) = args.common.provision_postgres().await?;
     let state = AppState {
         pool,
-        latency: args.latency(),
-        db_timeout: args.db_timeout(),
+        latency: args.common.latency(),
+        db_timeout: args.common.db_timeout(),
     };
     Ok((server, state))
 }
@@ -179,9 +116,9 @@ mod tests {
     #[test]
     fn defaults_tell_the_workshop_story() {
         let a = Args::try_parse_from(["lesson-01-naive"]).expect("defaults parse");
-        assert_eq!(a.latency(), Duration::from_secs(2));
-        assert_eq!(a.db_timeout(), Duration::from_secs(7));
-        assert!(!a.serve);
+        assert_eq!(a.common.latency(), Duration::from_secs(2));
+        assert_eq!(a.common.db_timeout(), Duration::from_secs(7));
+        assert!(!a.common.serve);
     }
 
     #[test]

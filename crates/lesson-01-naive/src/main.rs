@@ -7,9 +7,9 @@ use lesson_01_naive::{Args, demo, provision, router};
 async fn main() -> anyhow::Result<()> {
     lab::init_tracing();
     let args = Args::parse();
-    if args.serve {
+    if args.common.serve {
         let (_server, state) = provision(&args).await?;
-        lab::http::serve_until_ctrl_c(router(state), args.port).await
+        lab::http::serve_until_ctrl_c(router(state), args.common.port).await
     } else {
         demo::run(&args).await
     }

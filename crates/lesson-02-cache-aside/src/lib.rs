@@ -1,0 +1,374 @@
+//! # Lesson 2: cache-aside with Redis and a TTL
+//!
+//! The same `GET /users/{id}` as lesson 1, with Redis in front of it. On a
+//! hit the cached JSON is returned as is; on a miss the database is read and
+//! the JSON is written to `user:{id}` with a TTL. A `PUT` updates the row and
+//! deletes the key. Redis is optional: every call to it has a short timeout,
+//! and when it fails the request is served from the database, logged and
+//! counted, never failed.
+//!
+//! ```text
+//! just lesson-2                 # or: cargo run -p lesson-02-cache-aside
+//! just lesson-2 --serve         # keep serving on 127.0.0.1:3000
+//! curl -i http://127.0.0.1:3000/users/123      # X-Cache: MISS, then HIT
+//! curl -s http://127.0.0.1:3000/metrics
+//! ```
+//!
+//! The book's chapter "Lesson 2: cache-aside" walks through this file.
+//! Knobs (env var, or the flag in `--help`): `CACHE_TTL_SECS` (60),
+//! `REDIS_TIMEOUT_MS` (50), `REDIS_URL`, and everything lesson 1 has.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use lab::http::{ApiError, user_id_from_path};
+use lab::users::{User, fetch_user};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+pub mod demo;
+pub mod metrics;
+
+use crate::metrics::Metrics;
+
+/// Everything a handler needs; cheap to clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Reconnects by itself after Redis comes back; clone it, don't pool it.
+    pub redis: ConnectionManager,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+// ANCHOR: settings
+/// The lesson's knobs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a cached user lives. 60 s: a user's name and email change
+    /// rarely, a PUT deletes the key anyway, and the TTL is only the backstop
+    /// for writes that bypass this service. Make it as long as a stale copy
+    /// is acceptable, not as long as possible.
+    pub ttl: Duration,
+    /// The longest one Redis call may take. A cache that is slower than the
+    /// database it protects is worse than none: tens of milliseconds, far
+    /// below the database's latency, and far above a healthy Redis's.
+    pub redis_timeout: Duration,
+    /// Key prefix, so tests on a shared Redis never collide.
+    pub key_prefix: String,
+    pub latency: Duration,
+    pub db_timeout: Duration,
+}
+// ANCHOR_END: settings
+
+impl Settings {
+    /// `user:{id}`, under the prefix.
+    pub fn key(&self, id: i64) -> String {
+        format!("{}user:{id}", self.key_prefix)
+    }
+}
+
+// ANCHOR: redis_manager
+/// A Redis connection manager that never holds a request hostage: it
+/// connects lazily (the service starts even when Redis is down), gives up
+/// on a connection attempt or a response after `timeout`, and retries a
+/// reconnect only once before the next request tries again.
+pub fn redis_manager(url: &str, timeout: Duration) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+}
+// ANCHOR_END: redis_manager
+
+/// The service.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/users/{id}", get(get_user).put(put_user))
+        .route("/metrics", get(metrics::render))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .with_state(state);
+    lab::http::with_json_fallbacks(routes)
+}
+
+// ANCHOR: get_user
+/// `GET /users/{id}`: Redis first; on a miss, the database, then Redis.
+pub async fn get_user(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let id = user_id_from_path(path)?;
+    let key = state.settings.key(id);
+
+    if let Some(json) = cache_get(&state, &key).await {
+        tracing::info!("Cache hit for user {id}");
+        state.metrics.hit(started.elapsed());
+        return Ok(json_response(json, "HIT"));
+    }
+
+    tracing::info!("Cache miss for user {id}");
+    state.metrics.db_query();
+    let user = tokio::time::timeout(
+        state.settings.db_timeout,
+        fetch_user(&state.pool, id, state.settings.latency),
+    )
+    .await
+    .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))??;
+    // A missing user is not cached: a 404 is cheap to recompute here, and
+    // caching it would hide a user created a moment later for a whole TTL.
+    let user = user.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    let json = serde_json::to_string(&user).map_err(anyhow::Error::from)?;
+    cache_set(&state, &key, &json).await;
+    state.metrics.miss(started.elapsed());
+    Ok(json_response(json, "MISS"))
+}
+// ANCHOR_END: get_user
+
+// ANCHOR: cache_calls
+/// Reads a key. Any failure (Redis down, paused, slow) is a miss: logged,
+/// counted, and answered from the database instead.
+#[tracing::instrument(skip(state))]
+async fn cache_get(state: &AppState, key: &str) -> Option<String> {
+    let mut redis = state.redis.clone();
+    match tokio::time::timeout(
+        state.settings.redis_timeout,
+        redis.get::<_, Option<String>>(key),
+    )
+    .await
+    {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            state.metrics.redis_error();
+            tracing::warn!("Redis GET failed, serving from the database: {e}");
+            None
+        }
+        Err(_) => {
+            state.metrics.redis_error();
+            tracing::warn!(
+                "Redis GET timed out after {:?}, serving from the database",
+                state.settings.redis_timeout
+            );
+            None
+        }
+    }
+}
+
+/// Writes a key with the TTL. A failure only costs the next request a miss.
+#[tracing::instrument(skip(state, json))]
+async fn cache_set(state: &AppState, key: &str, json: &str) {
+    let mut redis = state.redis.clone();
+    let ttl = state.settings.ttl.as_secs().max(1);
+    let set = redis.set_ex::<_, _, ()>(key, json, ttl);
+    match tokio::time::timeout(state.settings.redis_timeout, set).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            state.metrics.redis_error();
+            tracing::warn!("Redis SET failed; the next read will miss: {e}");
+        }
+        Err(_) => {
+            state.metrics.redis_error();
+            tracing::warn!("Redis SET timed out; the next read will miss");
+        }
+    }
+}
+// ANCHOR_END: cache_calls
+
+fn json_response(json: String, cache: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, json).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-cache", HeaderValue::from_static(cache));
+    resp
+}
+
+/// The body of `PUT /users/{id}`. Unknown fields are an error, not ignored:
+/// a typo such as `"emial"` must not look like a successful update.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub name: String,
+    pub email: String,
+}
+
+impl UpdateUser {
+    fn validate(&self) -> Result<(), ApiError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::BadRequest(
+                "name must be 1 to 100 characters".into(),
+            ));
+        }
+        let email = self.email.trim();
+        let well_formed = email.len() <= 255
+            && !email.contains(char::is_whitespace)
+            && email
+                .split_once('@')
+                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
+        if !well_formed {
+            return Err(ApiError::BadRequest(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+        Ok(())
+    }
+}
+
+// ANCHOR: put_user
+/// `PUT /users/{id}`: update the row, then delete the cached copy.
+///
+/// Why delete rather than write the new value into Redis? Two writers can
+/// interleave: A updates the row, B updates it again, B sets the cache, A
+/// sets the cache last. Now Redis holds A's older value until the TTL ends.
+/// A delete cannot leave an old value behind: the next read loads whatever
+/// the database holds then. (A read that races the write can still put an
+/// old value back; lesson 8 closes that gap.)
+pub async fn put_user(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<UpdateUser>, JsonRejection>,
+) -> Result<Json<User>, ApiError> {
+    let id = user_id_from_path(path)?;
+    let Json(update) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    update.validate()?;
+
+    state.metrics.db_query();
+    let updated: Option<(i64, String, String)> = tokio::time::timeout(
+        state.settings.db_timeout,
+        sqlx::query_as(
+            "UPDATE users SET name = $2, email = $3 WHERE id = $1 RETURNING id, name, email",
+        )
+        .bind(id)
+        .bind(update.name.trim())
+        .bind(update.email.trim())
+        .fetch_optional(&state.pool),
+    )
+    .await
+    .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))?
+    .map_err(|e| anyhow::Error::from(e).context(format!("Failed to update user {id}")))?;
+    let (id, name, email) =
+        updated.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+
+    cache_delete(&state, &state.settings.key(id)).await;
+    Ok(Json(User { id, name, email }))
+}
+// ANCHOR_END: put_user
+
+/// Deletes a key. If Redis is down the stale copy stays until its TTL: that
+/// is the TTL's job as a backstop, and why it must not be too long.
+#[tracing::instrument(skip(state))]
+async fn cache_delete(state: &AppState, key: &str) {
+    let mut redis = state.redis.clone();
+    match tokio::time::timeout(state.settings.redis_timeout, redis.del::<_, ()>(key)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            state.metrics.redis_error();
+            tracing::warn!("Redis DEL failed; the old copy lives until its TTL: {e}");
+        }
+        Err(_) => {
+            state.metrics.redis_error();
+            tracing::warn!("Redis DEL timed out; the old copy lives until its TTL");
+        }
+    }
+}
+
+/// The lesson's settings, from flags or env vars.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "lesson-02-cache-aside",
+    about = "Lesson 2: cache-aside with Redis and a TTL in front of a slow PostgreSQL."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: lab::cli::CommonArgs,
+    /// How long a cached user lives, in seconds.
+    #[arg(long = "ttl-secs", env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ttl_secs: u64,
+    /// The longest one Redis call may take, in ms, before the request goes to the database.
+    #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub redis_timeout_ms: u64,
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            ttl: Duration::from_secs(self.ttl_secs),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+            key_prefix: String::new(),
+            latency: self.common.latency(),
+            db_timeout: self.common.db_timeout(),
+        }
+    }
+}
+
+/// Builds the state over a pool and a Redis URL.
+pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        pool,
+        redis: redis_manager(redis_url, settings.redis_timeout)?,
+        settings: Arc::new(settings),
+        metrics: Metrics::new()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(name: &str, email: &str) -> UpdateUser {
+        UpdateUser {
+            name: name.into(),
+            email: email.into(),
+        }
+    }
+
+    #[test]
+    fn updates_are_validated() {
+        assert!(update("Ada", "ada@example.com").validate().is_ok());
+        for (n, e) in [
+            ("", "a@b.c"),
+            ("Ada", "no-at-sign"),
+            ("Ada", "a b@c.d"),
+            ("Ada", "@c.d"),
+            ("Ada", "a@nodot"),
+        ] {
+            assert!(update(n, e).validate().is_err(), "{n:?} {e:?}");
+        }
+        assert!(update(&"x".repeat(101), "a@b.c").validate().is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_chapter() {
+        use clap::Parser;
+        let a = Args::try_parse_from(["x"]).expect("defaults");
+        let s = a.settings();
+        assert_eq!(s.ttl, Duration::from_secs(60));
+        assert_eq!(s.redis_timeout, Duration::from_millis(50));
+        assert_eq!(s.key(123), "user:123");
+        assert!(Args::try_parse_from(["x", "--ttl-secs", "0"]).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! `cargo run -p lesson-02-cache-aside [-- --serve]`: see the crate docs in lib.rs.
+
+use clap::Parser;
+use lesson_02_cache_aside::{Args, demo, router, state};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lab::init_tracing();
+    let args = Args::parse();
+    if args.common.serve {
+        let (_pg, pool) = args.common.provision_postgres().await?;
+        // Redis as the harness finds it (REDIS_URL, the local port, Docker,
+        // or a private instance), like PostgreSQL.
+        let redis = lab::discover(lab::Kind::Redis).await?;
+        let state = state(pool, redis.url(), args.settings())?;
+        lab::http::serve_until_ctrl_c(router(state), args.common.port).await
+    } else {
+        demo::run(&args).await
+    }
+}
