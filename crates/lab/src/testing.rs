@@ -6,37 +6,71 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-/// Sends `method uri` with an empty body; returns the status and body text.
-pub async fn send(router: Router, method: &str, uri: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::empty())
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value, or "" when it is missing.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The body as JSON; a body that is not JSON fails the test, showing it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Sends `method uri`, with a JSON body when one is given.
+pub async fn call(router: Router, method: &str, uri: &str, json: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    if json.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(json.map(|j| Body::from(j.to_string())).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{method} {uri} is not a valid request: {e}"));
     let resp = match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     };
     let status = resp.status();
+    let headers = resp.headers().clone();
     let bytes = resp
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Sends `method uri` with an empty body; returns the status and body text.
+pub async fn send(router: Router, method: &str, uri: &str) -> (StatusCode, String) {
+    let r = call(router, method, uri, None).await;
+    (r.status, r.body)
 }
 
 /// `GET uri`, with the body parsed as JSON; a body that is not JSON fails the
 /// test with the body in the message.
 pub async fn get_json(router: Router, uri: &str) -> (StatusCode, serde_json::Value) {
-    let (status, body) = send(router, "GET", uri).await;
-    let shown: String = uri.chars().take(60).collect();
-    let json = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("GET {shown}: the body is not JSON ({e}): {body:?}"));
-    (status, json)
+    let r = call(router, "GET", uri, None).await;
+    (r.status, r.json())
 }
