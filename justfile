@@ -22,6 +22,18 @@ serve-1 *args:
 exercise-1:
     cargo test -q -p exercise-01-naive --features starter
 
+# Lesson 2's demo: cache-aside with Redis: miss, hit, TTL, write, Redis outage.
+lesson-2 *args:
+    cargo run -q -p lesson-02-cache-aside -- "$@"
+
+# Serve lesson 2 on 127.0.0.1:${PORT:-3000} until Ctrl-C.
+serve-2 *args:
+    cargo run -q -p lesson-02-cache-aside -- --serve "$@"
+
+# Check your solution to exercise 2 (edit crates/exercise-02-cache-aside/src/starter.rs).
+exercise-2:
+    cargo test -q -p exercise-02-cache-aside --features starter
+
 # The whole test suite, against real servers (nextest when installed).
 test *args:
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi

@@ -195,7 +195,8 @@ async fn cache_set(state: &AppState, key: &str, json: &str) {
 }
 // ANCHOR_END: cache_calls
 
-fn json_response(json: String, cache: &'static str) -> Response {
+/// A 200 with a JSON body that is already serialised, and `X-Cache`.
+pub fn json_response(json: String, cache: &'static str) -> Response {
     let mut resp = (StatusCode::OK, json).into_response();
     let h = resp.headers_mut();
     h.insert(
