@@ -24,6 +24,9 @@ pub struct CommonArgs {
     /// Users to seed when the table is missing or short.
     #[arg(long, env = "LAB_USERS", default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
     pub users: i64,
+    /// Orders to seed for the summary endpoint (an aggregate over all of them).
+    #[arg(long, env = "LAB_ORDERS", default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(0..=100_000_000))]
+    pub orders: i64,
     /// Connections in the pool: the number of slow queries that can run at once.
     #[arg(long = "pool-size", env = "DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
@@ -61,6 +64,7 @@ impl CommonArgs {
         c.close().await.ok();
         let pool = crate::isolate::schema_pool(server.url(), &self.schema, self.pool_size).await?;
         crate::seed::ensure_users_pg(&pool, self.users).await?;
+        crate::seed::ensure_orders_pg(&pool, self.orders, self.users).await?;
         tracing::info!(
             "schema {} has {} users, ready in {:.1?}",
             self.schema,

@@ -107,7 +107,7 @@ pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
         return Ok(());
     }
     let domains: Vec<String> = DOMAINS.iter().map(|d| d.to_string()).collect();
-    in_batches(from, rows, |lo, hi| {
+    in_batches("users", from, rows, |lo, hi| {
         sqlx::query(PG_INSERT)
             .bind(lo)
             .bind(hi)
@@ -122,6 +122,50 @@ pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
         .execute(pool)
         .await
         .context("Failed to VACUUM ANALYZE users")?;
+    Ok(())
+}
+
+const PG_ORDERS: &str = "CREATE TABLE IF NOT EXISTS orders (
+    id           bigint PRIMARY KEY,
+    user_id      bigint NOT NULL,
+    amount_cents integer NOT NULL,
+    created_at   timestamptz NOT NULL
+)";
+
+/// Creates `orders` if missing and seeds orders `1..=rows`, spread over users
+/// `1..=users` (order `n` belongs to user `(n * 7919) % users + 1`). There is
+/// deliberately no index on `user_id`: the summary query scans the table.
+#[tracing::instrument(skip(pool))]
+pub async fn ensure_orders_pg(pool: &PgPool, rows: i64, users: i64) -> anyhow::Result<()> {
+    sqlx::query(PG_ORDERS)
+        .execute(pool)
+        .await
+        .context("Failed to create table orders")?;
+    let (have,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM orders")
+        .fetch_one(pool)
+        .await?;
+    let from = have.unwrap_or(0) + 1;
+    if from > rows {
+        return Ok(());
+    }
+    in_batches("orders", from, rows, |lo, hi| {
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, amount_cents, created_at)
+             SELECT g, (g * 7919) % $3 + 1, 100 + (g * 31) % 9900,
+                    timestamptz '2024-01-01 00:00:00+00' + g * interval '3 seconds'
+             FROM generate_series($1::bigint, $2::bigint) AS g
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(lo)
+        .bind(hi)
+        .bind(users)
+        .execute(pool)
+    })
+    .await?;
+    sqlx::query("VACUUM ANALYZE orders")
+        .execute(pool)
+        .await
+        .context("Failed to VACUUM ANALYZE orders")?;
     Ok(())
 }
 
@@ -163,7 +207,7 @@ pub async fn ensure_users_mysql(pool: &MySqlPool, rows: i64) -> anyhow::Result<(
         );
         async move { sqlx::query(&sql).execute(pool).await }
     };
-    in_batches(from, rows, insert).await?;
+    in_batches("users", from, rows, insert).await?;
     sqlx::query("ANALYZE TABLE users")
         .execute(pool)
         .await
@@ -173,35 +217,40 @@ pub async fn ensure_users_mysql(pool: &MySqlPool, rows: i64) -> anyhow::Result<(
 
 /// Runs `insert(lo, hi)` over `from..=rows` in batches of [`BATCH`], with a
 /// progress bar for large seeds and one log line at the end.
-async fn in_batches<F, Fut, T>(from: i64, rows: i64, mut insert: F) -> anyhow::Result<()>
+async fn in_batches<F, Fut, T>(
+    what: &str,
+    from: i64,
+    rows: i64,
+    mut insert: F,
+) -> anyhow::Result<()>
 where
     F: FnMut(i64, i64) -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
     let t0 = Instant::now();
-    let bar = progress(rows - from + 1);
+    let bar = progress(what, rows - from + 1);
     let mut lo = from;
     while lo <= rows {
         let hi = (lo + BATCH - 1).min(rows);
         insert(lo, hi)
             .await
-            .with_context(|| format!("Failed to seed users {lo}..={hi}"))?;
+            .with_context(|| format!("Failed to seed {what} {lo}..={hi}"))?;
         bar.inc((hi - lo + 1) as u64);
         lo = hi + 1;
     }
     bar.finish_and_clear();
-    tracing::info!("seeded users {from}..={rows} in {:.1?}", t0.elapsed());
+    tracing::info!("seeded {what} {from}..={rows} in {:.1?}", t0.elapsed());
     Ok(())
 }
 
-fn progress(rows: i64) -> ProgressBar {
+fn progress(what: &str, rows: i64) -> ProgressBar {
     if rows < PROGRESS_FROM {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(rows as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("seeding users {bar:30} {human_pos}/{human_len} ({eta} left)")
-    {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "seeding {what} {{bar:30}} {{human_pos}}/{{human_len}} ({{eta}} left)"
+    )) {
         bar.set_style(style);
     }
     bar

@@ -52,3 +52,36 @@ pub async fn fetch_user(pool: &PgPool, id: i64, latency: Duration) -> anyhow::Re
     })
 }
 // ANCHOR_END: fetch_user
+
+/// What `GET /users/{id}/summary` returns: the expensive query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub user_id: i64,
+    pub orders: i64,
+    pub total_cents: i64,
+}
+
+// ANCHOR: fetch_summary
+/// A user's order count and total spend: an aggregate over the `orders`
+/// table, which has no index on `user_id` (lesson 4 adds one), so every call
+/// scans every order. This is the query that makes a cache pay: it really
+/// costs the database milliseconds, with no simulated latency at all.
+#[tracing::instrument(skip(pool))]
+pub async fn fetch_summary(pool: &PgPool, id: i64) -> anyhow::Result<Option<Summary>> {
+    tracing::info!("Summarising orders of user {id} in the DB…");
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT u.id, count(o.id), coalesce(sum(o.amount_cents), 0)::bigint \
+         FROM users u LEFT JOIN orders o ON o.user_id = u.id \
+         WHERE u.id = $1 GROUP BY u.id",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .with_context(|| format!("Failed to summarise user {id}"))?;
+    Ok(row.map(|(user_id, orders, total_cents)| Summary {
+        user_id,
+        orders,
+        total_cents,
+    }))
+}
+// ANCHOR_END: fetch_summary

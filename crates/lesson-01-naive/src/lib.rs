@@ -27,7 +27,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use lab::http::{ApiError, user_id_from_path};
-use lab::users::{User, fetch_user};
+use lab::users::{Summary, User, fetch_summary, fetch_user};
 use sqlx::PgPool;
 
 pub mod demo;
@@ -51,6 +51,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/users/{id}", get(get_user))
+        .route("/users/{id}/summary", get(get_summary))
         .route("/healthz", get(healthz))
         .with_state(state);
     lab::http::with_json_fallbacks(routes)
@@ -77,6 +78,25 @@ pub async fn get_user(
         .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))
 }
 // ANCHOR_END: get_user
+
+/// `GET /users/{id}/summary`: the expensive query, straight to the database.
+pub async fn get_summary(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Summary>, ApiError> {
+    let id = user_id_from_path(path)?;
+    let summary = tokio::time::timeout(state.db_timeout, fetch_summary(&state.pool, id))
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "the database did not answer within {:?}",
+                state.db_timeout
+            ))
+        })??;
+    summary
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))
+}
 
 /// Liveness only: it answers without touching the database, so a slow
 /// database does not get the service restarted by an orchestrator.

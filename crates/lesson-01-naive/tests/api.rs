@@ -169,3 +169,25 @@ async fn a_slow_database_is_a_503_not_a_hang() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_summary_aggregates_the_users_orders() {
+    let (_s, schema, state) = setup(Duration::ZERO).await;
+    lab::seed::ensure_orders_pg(schema.pool(), 2_000, USERS)
+        .await
+        .expect("orders");
+    let (count, total): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(amount_cents), 0)::bigint FROM orders WHERE user_id = 12",
+    )
+    .fetch_one(schema.pool())
+    .await
+    .expect("aggregate");
+    let (status, body) = get(&state, "/users/12/summary").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!({ "user_id": 12, "orders": count, "total_cents": total })
+    );
+    let (status, _) = get(&state, "/users/99999/summary").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

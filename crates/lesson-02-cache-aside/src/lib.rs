@@ -28,10 +28,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use lab::http::{ApiError, user_id_from_path};
-use lab::users::{User, fetch_user};
+use lab::users::{User, fetch_summary, fetch_user};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 pub mod demo;
@@ -103,6 +103,7 @@ pub fn redis_manager(url: &str, timeout: Duration) -> anyhow::Result<ConnectionM
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/users/{id}", get(get_user).put(put_user))
+        .route("/users/{id}/summary", get(get_summary))
         .route("/metrics", get(metrics::render))
         .route(
             "/healthz",
@@ -113,38 +114,67 @@ pub fn router(state: AppState) -> Router {
 }
 
 // ANCHOR: get_user
-/// `GET /users/{id}`: Redis first; on a miss, the database, then Redis.
+/// `GET /users/{id}`: the user, through the cache.
 pub async fn get_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
     let id = user_id_from_path(path)?;
-    let key = state.settings.key(id);
+    let load = fetch_user(&state.pool, id, state.settings.latency);
+    read_through(&state, &state.settings.key(id), &format!("user {id}"), load).await
+}
 
-    if let Some(json) = cache_get(&state, &key).await {
-        tracing::info!("Cache hit for user {id}");
+/// `GET /users/{id}/summary`: the expensive aggregate, through the cache.
+pub async fn get_summary(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = user_id_from_path(path)?;
+    let key = format!("{}:summary", state.settings.key(id));
+    read_through(
+        &state,
+        &key,
+        &format!("user {id}'s summary"),
+        fetch_summary(&state.pool, id),
+    )
+    .await
+}
+// ANCHOR_END: get_user
+
+// ANCHOR: read_through
+/// Cache-aside: Redis first; on a miss, `load` from the database, then
+/// store the JSON in Redis with the TTL. `what` names the value in logs.
+async fn read_through<T, F>(
+    state: &AppState,
+    key: &str,
+    what: &str,
+    load: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = Instant::now();
+    if let Some(json) = cache_get(state, key).await {
+        tracing::info!("Cache hit for {what}");
         state.metrics.hit(started.elapsed());
         return Ok(json_response(json, "HIT"));
     }
 
-    tracing::info!("Cache miss for user {id}");
+    tracing::info!("Cache miss for {what}");
     state.metrics.db_query();
-    let user = tokio::time::timeout(
-        state.settings.db_timeout,
-        fetch_user(&state.pool, id, state.settings.latency),
-    )
-    .await
-    .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))??;
-    // A missing user is not cached: a 404 is cheap to recompute here, and
-    // caching it would hide a user created a moment later for a whole TTL.
-    let user = user.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
-    let json = serde_json::to_string(&user).map_err(anyhow::Error::from)?;
-    cache_set(&state, &key, &json).await;
+    let value = tokio::time::timeout(state.settings.db_timeout, load)
+        .await
+        .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))??;
+    // Nothing found is not cached: a 404 is cheap to recompute here, and
+    // caching it would hide a row created a moment later for a whole TTL.
+    let value = value.ok_or_else(|| ApiError::NotFound(format!("{what} not found")))?;
+    let json = serde_json::to_string(&value).map_err(anyhow::Error::from)?;
+    cache_set(state, key, &json).await;
     state.metrics.miss(started.elapsed());
     Ok(json_response(json, "MISS"))
 }
-// ANCHOR_END: get_user
+// ANCHOR_END: read_through
 
 // ANCHOR: cache_calls
 /// Reads a key. Any failure (Redis down, paused, slow) is a miss: logged,

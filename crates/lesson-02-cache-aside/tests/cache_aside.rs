@@ -337,3 +337,32 @@ async fn a_paused_redis_does_not_hang_a_request() {
     );
     // No UNPAUSE: the private Redis is dropped, paused or not.
 }
+
+#[tokio::test]
+async fn the_expensive_summary_is_cached_too() {
+    let s = shared().await;
+    lab::seed::ensure_orders_pg(s.schema.pool(), 3_000, USERS)
+        .await
+        .expect("orders");
+    let state = s.state();
+    let first = get(&state, "/users/5/summary").await;
+    assert_eq!(
+        (first.status, first.header("x-cache")),
+        (StatusCode::OK, "MISS"),
+        "{}",
+        first.body
+    );
+    let (orders,): (i64,) = sqlx::query_as("SELECT count(*) FROM orders WHERE user_id = 5")
+        .fetch_one(s.schema.pool())
+        .await
+        .expect("count");
+    assert_eq!(first.json()["orders"], orders);
+    let second = get(&state, "/users/5/summary").await;
+    assert_eq!(second.header("x-cache"), "HIT");
+    assert_eq!(second.json(), first.json());
+    assert_eq!(state.metrics.counter(DB_QUERIES), 1);
+    assert_eq!(
+        get(&state, "/users/99999/summary").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
