@@ -20,10 +20,35 @@ pub struct GroupSpec {
     pub title: &'static str,
     /// The physical floor on this machine (e.g. an HTTP handler returning a constant).
     pub floor: Option<&'static str>,
-    /// What the lesson improves on; ratios are "baseline ÷ this".
+    /// Benches in the order shown.
+    pub benches: &'static [Row],
+    /// Sentences under the table: `bench` against the sum of `against`.
+    pub checks: &'static [Check],
+}
+
+/// One bench in a table.
+#[derive(Debug)]
+pub struct Row {
+    pub name: &'static str,
+    pub what: &'static str,
+    /// What this row improves on; its speed-up is "baseline ÷ this".
     pub baseline: Option<&'static str>,
-    /// Benches in the order shown, each with what it measures.
-    pub benches: &'static [(&'static str, &'static str)],
+}
+
+/// "`bench` takes N× the sum of `against`": e.g. a cache hit against its
+/// floors (an HTTP round trip plus a Redis GET).
+#[derive(Debug)]
+pub struct Check {
+    pub bench: &'static str,
+    pub against: &'static [&'static str],
+}
+
+const fn row(name: &'static str, what: &'static str, baseline: Option<&'static str>) -> Row {
+    Row {
+        name,
+        what,
+        baseline,
+    }
 }
 
 /// Every group the book shows. A lesson that adds a bench group adds it here,
@@ -33,42 +58,106 @@ pub const GROUPS: &[GroupSpec] = &[
         id: "lesson_01",
         title: "Lesson 1: GET /users/{id}, no cache, no artificial latency",
         floor: Some("http_constant"),
-        baseline: Some("naive_get_user"),
         benches: &[
-            (
+            row(
                 "http_constant",
                 "axum handler returning a constant, over HTTP (the floor)",
+                None,
             ),
-            (
+            row(
                 "sqlx_pk_lookup",
                 "the lesson's query through the pool, no HTTP",
+                None,
             ),
-            (
+            row(
                 "naive_get_user",
                 "the whole lesson: HTTP, handler, pool, query, JSON",
+                None,
             ),
         ],
+        checks: &[Check {
+            bench: "naive_get_user",
+            against: &["http_constant", "sqlx_pk_lookup"],
+        }],
+    },
+    GroupSpec {
+        id: "cache_aside",
+        title: "Lesson 2: cache-aside, for a cheap and an expensive query",
+        floor: Some("floor_http_constant"),
+        benches: &[
+            row(
+                "floor_http_constant",
+                "floor: axum handler returning a constant, over HTTP",
+                None,
+            ),
+            row(
+                "floor_redis_get",
+                "floor: one Redis GET through redis-rs, no HTTP",
+                None,
+            ),
+            row(
+                "naive_get_user",
+                "lesson 1: primary-key lookup, no cache",
+                None,
+            ),
+            row(
+                "miss_get_user",
+                "lesson 2, miss: Redis GET, lookup, Redis SET",
+                Some("naive_get_user"),
+            ),
+            row(
+                "hit_get_user",
+                "lesson 2, hit: Redis GET only",
+                Some("naive_get_user"),
+            ),
+            row(
+                "naive_summary",
+                "lesson 1: aggregate over 1M orders, no cache",
+                None,
+            ),
+            row(
+                "miss_summary",
+                "lesson 2, miss: Redis GET, aggregate, Redis SET",
+                Some("naive_summary"),
+            ),
+            row(
+                "hit_summary",
+                "lesson 2, hit: Redis GET only",
+                Some("naive_summary"),
+            ),
+        ],
+        checks: &[Check {
+            bench: "hit_get_user",
+            against: &["floor_http_constant", "floor_redis_get"],
+        }],
     },
     GroupSpec {
         id: "placement",
         title: "How we measure: one connection's round trip, by CPU placement",
         floor: None,
-        baseline: None,
         benches: &[
-            (
+            row(
                 "pg_pk_lookup_same_core",
                 "prepared PostgreSQL primary-key lookup, server on the client's core",
+                None,
             ),
-            (
+            row(
                 "pg_pk_lookup_cross_core",
                 "the same, server on the other core",
+                Some("pg_pk_lookup_same_core"),
             ),
-            (
+            row(
                 "redis_get_same_core",
                 "Redis GET, server on the client's core",
+                None,
             ),
-            ("redis_get_cross_core", "the same, server on the other core"),
+            row(
+                "redis_get_cross_core",
+                "the same, server on the other core",
+                Some("redis_get_same_core"),
+            ),
         ],
+        checks: &[],
     },
 ];
 
@@ -77,7 +166,7 @@ pub const GROUPS: &[GroupSpec] = &[
 pub fn select<'a>(spec: &GroupSpec, all: &'a [Estimate]) -> anyhow::Result<Vec<&'a Estimate>> {
     spec.benches
         .iter()
-        .map(|(name, _)| {
+        .map(|Row { name, .. }| {
             all.iter().find(|e| e.bench == *name).with_context(|| {
                 format!(
                     "no criterion results for {}/{name}: run `just report` without --reuse",
@@ -113,12 +202,9 @@ fn fmt_ratio(r: f64) -> String {
 
 /// The Markdown table for one group.
 pub fn table_md(spec: &GroupSpec, rows: &[&Estimate], quick: bool) -> String {
-    let median_of = |name: Option<&str>| {
-        name.and_then(|n| rows.iter().find(|e| e.bench == n))
-            .map(|e| e.median_ns)
-    };
-    let floor = median_of(spec.floor);
-    let baseline = median_of(spec.baseline);
+    let median_of = |name: &str| rows.iter().find(|e| e.bench == name).map(|e| e.median_ns);
+    let floor = spec.floor.and_then(median_of);
+    let any_baseline = spec.benches.iter().any(|r| r.baseline.is_some());
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -137,16 +223,17 @@ pub fn table_md(spec: &GroupSpec, rows: &[&Estimate], quick: bool) -> String {
         let _ = write!(header, " × `{f}` |");
         rule.push_str(" ---: |");
     }
-    if let Some(b) = spec.baseline {
-        let _ = write!(header, " speed-up vs `{b}` |");
+    if any_baseline {
+        header.push_str(" speed-up |");
         rule.push_str(" ---: |");
     }
     let _ = writeln!(md, "{header}\n{rule}");
-    for (e, (_, what)) in rows.iter().zip(spec.benches) {
+    for (e, row) in rows.iter().zip(spec.benches) {
         let _ = write!(
             md,
-            "| `{}` | {what} | {} | {} – {} |",
+            "| `{}` | {} | {} | {} – {} |",
             e.bench,
+            row.what,
             fmt_ns(e.median_ns),
             fmt_ns(e.lower_ns),
             fmt_ns(e.upper_ns)
@@ -154,10 +241,33 @@ pub fn table_md(spec: &GroupSpec, rows: &[&Estimate], quick: bool) -> String {
         if let Some(f) = floor {
             let _ = write!(md, " {} |", fmt_ratio(e.median_ns / f));
         }
-        if let Some(b) = baseline {
-            let _ = write!(md, " {} |", fmt_ratio(b / e.median_ns));
+        if any_baseline {
+            match row.baseline.and_then(|b| median_of(b).map(|m| (b, m))) {
+                Some((b, m)) => {
+                    let _ = write!(md, " {} vs `{b}` |", fmt_ratio(m / e.median_ns));
+                }
+                None => md.push_str(" |"),
+            }
         }
         md.push('\n');
+    }
+    for check in spec.checks {
+        let sum: Option<f64> = check.against.iter().map(|a| median_of(a)).sum();
+        if let (Some(m), Some(sum)) = (median_of(check.bench), sum) {
+            let names = check
+                .against
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let _ = writeln!(
+                md,
+                "\n`{}` takes {} the sum of {names} ({}).",
+                check.bench,
+                fmt_ratio(m / sum),
+                fmt_ns(sum)
+            );
+        }
     }
     md
 }
@@ -262,12 +372,38 @@ mod tests {
         let md = table_md(spec, &rows, false);
         assert!(md.contains("| `naive_get_user` |"), "{md}");
         assert!(
-            md.contains("300.0 µs | 297.0 µs – 303.0 µs | 3.00× | 1.00× |"),
+            md.contains("300.0 µs | 297.0 µs – 303.0 µs | 3.00× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("`naive_get_user` takes 1.20× the sum of `http_constant` + `sqlx_pk_lookup` (250.0 µs)"),
             "{md}"
         );
         assert!(md.contains("| `http_constant` | axum handler"), "{md}");
         assert!(!md.contains(QUICK_MARKER));
         assert!(table_md(spec, &rows, true).contains(QUICK_MARKER));
+    }
+
+    #[test]
+    fn speed_ups_are_against_each_rows_own_baseline() {
+        let spec = GROUPS
+            .iter()
+            .find(|g| g.id == "cache_aside")
+            .expect("the lesson 2 group");
+        let all: Vec<Estimate> = spec
+            .benches
+            .iter()
+            .map(|r| est(r.name, 100_000.0))
+            .collect();
+        let mut all = all;
+        all.iter_mut()
+            .find(|e| e.bench == "naive_summary")
+            .expect("row")
+            .median_ns = 50_000_000.0;
+        let rows = select(spec, &all).expect("rows");
+        let md = table_md(spec, &rows, false);
+        assert!(md.contains("500× vs `naive_summary` |"), "{md}");
+        assert!(md.contains("1.00× vs `naive_get_user` |"), "{md}");
     }
 
     #[test]
@@ -293,7 +429,7 @@ mod tests {
         let svg = std::fs::read_to_string(&path).expect("written");
         std::fs::remove_file(&path).ok();
         assert!(svg.starts_with("<svg"));
-        for (name, _) in spec.benches {
+        for Row { name, .. } in spec.benches {
             assert!(svg.contains(name), "the chart labels {name}");
         }
     }
