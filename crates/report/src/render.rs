@@ -291,6 +291,20 @@ pub fn chart_svg(
     } else {
         (1.0, "ns")
     };
+    let min = rows
+        .iter()
+        .map(|e| e.lower_ns)
+        .fold(f64::MAX, f64::min)
+        .max(1.0);
+    // When the bars span more than 50×, a linear axis shows only the tallest:
+    // plot log10 of the value instead, and label the axis in real units.
+    let log = max / min > 50.0;
+    let y = |ns: f64| if log { (ns / div).log10() } else { ns / div };
+    let (y_lo, y_hi) = if log {
+        ((min / div).log10().floor(), (max / div).log10() + 0.15)
+    } else {
+        (0.0, (max / div) * 1.15)
+    };
     let names: Vec<&str> = rows.iter().map(|e| e.bench.as_str()).collect();
     let caption = if quick {
         format!("{} ({QUICK_MARKER})", spec.id)
@@ -309,7 +323,7 @@ pub fn chart_svg(
             // `0..n-1` segmented gives exactly n bars (0..n would add an empty one).
             .build_cartesian_2d(
                 (0..names.len().saturating_sub(1)).into_segmented(),
-                0.0..(max / div) * 1.15,
+                y_lo..y_hi,
             )?;
         chart
             .configure_mesh()
@@ -321,7 +335,18 @@ pub fn chart_svg(
                 }
                 _ => String::new(),
             })
-            .y_desc(format!("{unit} (lower is better)"))
+            .y_label_formatter(&|v| {
+                if log {
+                    fmt_ns(10f64.powf(*v) * div)
+                } else {
+                    format!("{v:.0}")
+                }
+            })
+            .y_desc(if log {
+                "log scale (lower is better)".to_string()
+            } else {
+                format!("{unit} (lower is better)")
+            })
             .label_style(("sans-serif", 13))
             .draw()?;
         let bar = RGBColor(0x3b, 0x6e, 0xa5);
@@ -329,13 +354,14 @@ pub fn chart_svg(
             Histogram::vertical(&chart)
                 .style(bar.filled())
                 .margin(28)
-                .data(rows.iter().enumerate().map(|(i, e)| (i, e.median_ns / div))),
+                .baseline(y_lo)
+                .data(rows.iter().enumerate().map(|(i, e)| (i, y(e.median_ns)))),
         )?;
         chart.draw_series(rows.iter().enumerate().map(|(i, e)| {
             PathElement::new(
                 vec![
-                    (SegmentValue::CenterOf(i), e.lower_ns / div),
-                    (SegmentValue::CenterOf(i), e.upper_ns / div),
+                    (SegmentValue::CenterOf(i), y(e.lower_ns)),
+                    (SegmentValue::CenterOf(i), y(e.upper_ns)),
                 ],
                 BLACK.stroke_width(2),
             )
