@@ -30,7 +30,7 @@ pub use solution::get_user;
 
 /// The exercise's service: your read, lesson 2's write.
 pub fn router(state: AppState) -> Router {
-    lab::http::with_json_fallbacks(
+    lab::http::finish(
         Router::new()
             .route(
                 "/users/{id}",

@@ -12,7 +12,10 @@ pub struct Answer {
     /// The `X-Cache` header, or "-".
     pub cache: String,
     pub body: String,
+    /// End to end, as the client saw it.
     pub took: Duration,
+    /// Inside the service, from its `Server-Timing: app;dur=<ms>` header.
+    pub server: Option<Duration>,
 }
 
 /// A client for the demo: every network call has a timeout.
@@ -47,31 +50,49 @@ pub async fn request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
+    let server = resp
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_server_timing);
     let body = resp.text().await.unwrap_or_default();
     Ok(Answer {
         status,
         cache,
         body,
         took: t0.elapsed(),
+        server,
     })
 }
 
-/// The header of the demo's table.
+/// `app;dur=0.312` → 0.312 ms.
+pub fn parse_server_timing(v: &str) -> Option<Duration> {
+    let ms: f64 = v
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("dur="))?
+        .parse()
+        .ok()?;
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// The header of the demo's table: `time` is the client's, `server` the
+/// service's own (its Server-Timing header).
 pub fn print_header() {
     println!(
-        "{:<26} {:>6} {:>7} {:>10}  {:<44} body",
-        "request", "status", "x-cache", "time", "why"
+        "{:<26} {:>6} {:>7} {:>10} {:>10}  {:<44} body",
+        "request", "status", "x-cache", "time", "server", "why"
     );
 }
 
 /// One row of the demo's table.
 pub fn print_row(request: &str, a: &Answer, why: &str) {
     println!(
-        "{:<26} {:>6} {:>7} {:>10}  {:<44} {}",
+        "{:<26} {:>6} {:>7} {:>10} {:>10}  {:<44} {}",
         request,
         a.status,
         a.cache,
         fmt_ms(a.took),
+        a.server.map(fmt_ms).unwrap_or_else(|| "-".into()),
         why,
         shorten(&a.body, 60)
     );
@@ -87,5 +108,20 @@ pub fn shorten(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_parses() {
+        assert_eq!(
+            parse_server_timing("app;dur=0.5"),
+            Some(Duration::from_micros(500))
+        );
+        assert_eq!(parse_server_timing("app"), None);
+        assert_eq!(parse_server_timing("app;dur=-1"), None);
     }
 }

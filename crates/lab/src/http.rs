@@ -101,8 +101,9 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
-/// Adds the JSON fallbacks (unknown route, wrong method) to a lesson's router.
-pub fn with_json_fallbacks(router: Router) -> Router {
+/// What every lesson's router gets: JSON answers for unknown routes and
+/// wrong methods, and a `Server-Timing` header on every response.
+pub fn finish(router: Router) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
@@ -111,6 +112,20 @@ pub fn with_json_fallbacks(router: Router) -> Router {
                 Json(serde_json::json!({ "error": "method not allowed" })),
             )
         })
+        .layer(axum::middleware::from_fn(server_timing))
+}
+
+/// Adds `Server-Timing: app;dur=<ms>`, the time spent inside the service.
+/// A client's own clock includes its round trip; this header separates the
+/// two, so the demo can show what a cache hit costs the server itself.
+pub async fn server_timing(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let dur = format!("app;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&dur) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp
 }
 
 /// A lesson's server running in the background on 127.0.0.1.

@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{id}/summary", get(get_summary))
         .route("/healthz", get(healthz))
         .with_state(state);
-    lab::http::with_json_fallbacks(routes)
+    lab::http::finish(routes)
 }
 // ANCHOR_END: router
 

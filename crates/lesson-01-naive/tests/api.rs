@@ -191,3 +191,16 @@ async fn the_summary_aggregates_the_users_orders() {
     let (status, _) = get(&state, "/users/99999/summary").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn every_response_says_how_long_the_server_took() {
+    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    for uri in ["/users/1", "/users/abc", "/nope"] {
+        let r = lab::testing::call(router(state.clone()), "GET", uri, None).await;
+        let timing = r.header("server-timing");
+        assert!(
+            timing.starts_with("app;dur="),
+            "{uri}: Server-Timing should be app;dur=<ms>, got {timing:?}"
+        );
+    }
+}

@@ -58,7 +58,13 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let ttl: i64 = cache.ttl("user:123").await.unwrap_or(-2);
     println!("{:<26} key user:123 expires in {ttl} s", "TTL user:123");
 
-    let body = serde_json::json!({ "name": "Ada Lovelace", "email": "ada@example.com" });
+    // A new email on every run, so the read after the PUT visibly changes.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let email = format!("ada+{stamp}@example.com");
+    let body = serde_json::json!({ "name": "Ada Lovelace", "email": email });
     let a = request(&client, &base, "/users/123", Some(&body)).await?;
     print_row("PUT /users/123", &a, "3. update the row, delete the key");
     get("/users/123", "   the next read misses, sees the new data").await?;

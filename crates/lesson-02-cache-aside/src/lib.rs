@@ -110,7 +110,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .with_state(state);
-    lab::http::with_json_fallbacks(routes)
+    lab::http::finish(routes)
 }
 
 // ANCHOR: get_user
