@@ -25,6 +25,12 @@ async fn get(state: &AppState, uri: &str) -> Reply {
 
 #[tokio::test]
 async fn a_miss_then_a_hit_reads_the_database_once() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::Postgres,
+        "a_miss_then_a_hit_reads_the_database_once",
+    ) {
+        return;
+    }
     // A private PostgreSQL that counts its own queries.
     let opts = SpawnOptions::with_settings([("shared_preload_libraries", "pg_stat_statements")]);
     let pg = Instance::start_new(Kind::Postgres, opts)
@@ -129,6 +135,9 @@ async fn the_user_is_cached_under_user_id_with_the_ttl() {
 
 #[tokio::test]
 async fn reads_survive_a_dead_redis() {
+    if !lab::spawn::can_spawn(lab::Kind::Redis, "reads_survive_a_dead_redis") {
+        return;
+    }
     let pg = lab::discover(Kind::Postgres).await.expect("PostgreSQL");
     let schema = PgSchema::create(pg.url()).await.expect("schema");
     lab::seed::ensure_users_pg(schema.pool(), 100)

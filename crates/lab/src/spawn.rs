@@ -446,6 +446,32 @@ fn prepare_child(cmd: &mut Command, cpus: Option<libc::cpu_set_t>) {
     let _ = (cmd, cpus);
 }
 
+/// `LAB_REQUIRE_LOCAL=1`: a test that needs a private instance fails when
+/// the server binaries are missing, instead of skipping. CI sets it.
+pub const REQUIRE_LOCAL_ENV: &str = "LAB_REQUIRE_LOCAL";
+
+/// Whether this machine can spawn a private `kind`, for a test that needs one
+/// (special settings, or a server it stops). On a machine with Docker but no
+/// server packages it cannot: the test says so on stderr and skips, unless
+/// `LAB_REQUIRE_LOCAL=1` makes that a failure.
+pub fn can_spawn(kind: Kind, test: &str) -> bool {
+    match Binaries::find(
+        kind,
+        &SpawnOptions::with_settings(Vec::<(String, String)>::new()),
+    ) {
+        Ok(_) => true,
+        Err(e) => {
+            let why =
+                format!("{test} needs a private {kind} from the local server binaries, and {e:#}");
+            if std::env::var(REQUIRE_LOCAL_ENV).is_ok_and(|v| v == "1") {
+                panic!("{why} ({REQUIRE_LOCAL_ENV}=1)");
+            }
+            eprintln!("SKIPPED: {why}. Install the server package to run it.");
+            false
+        }
+    }
+}
+
 /// The binaries a kind of server needs.
 #[derive(Debug)]
 pub struct Binaries {

@@ -84,6 +84,12 @@ async fn a_broken_env_url_is_reported_not_ignored() {
 // ANCHOR: private_instance
 #[tokio::test]
 async fn a_private_postgres_takes_settings_and_survives_a_restart() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::Postgres,
+        "a_private_postgres_takes_settings_and_survives_a_restart",
+    ) {
+        return;
+    }
     lab::init_tracing();
     let opts = SpawnOptions::with_settings([("shared_buffers", "16MB"), ("work_mem", "64kB")]);
     let mut pg = Instance::start_new(Kind::Postgres, opts)
@@ -136,6 +142,12 @@ async fn a_private_postgres_takes_settings_and_survives_a_restart() {
 
 #[tokio::test]
 async fn a_private_mariadb_takes_settings_and_survives_a_restart() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::MySql,
+        "a_private_mariadb_takes_settings_and_survives_a_restart",
+    ) {
+        return;
+    }
     lab::init_tracing();
     let opts = SpawnOptions::with_settings([("innodb_buffer_pool_size", "32M")]);
     let mut my = Instance::start_new(Kind::MySql, opts)
@@ -157,6 +169,12 @@ async fn a_private_mariadb_takes_settings_and_survives_a_restart() {
 
 #[tokio::test]
 async fn a_private_redis_takes_settings_and_survives_a_restart() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::Redis,
+        "a_private_redis_takes_settings_and_survives_a_restart",
+    ) {
+        return;
+    }
     let opts = SpawnOptions::with_settings([("maxmemory", "10mb")]);
     let mut r = Instance::start_new(Kind::Redis, opts)
         .await
@@ -184,6 +202,9 @@ async fn a_private_redis_takes_settings_and_survives_a_restart() {
 
 #[tokio::test]
 async fn local_backend_forces_a_private_instance() {
+    if !lab::spawn::can_spawn(lab::Kind::Redis, "local_backend_forces_a_private_instance") {
+        return;
+    }
     let probe = Probe {
         backend: Backend::Local,
         ..Probe::from_env(Kind::Redis).expect("probe")
@@ -318,6 +339,9 @@ async fn a_redis_prefix_removes_only_its_own_keys() {
 /// the kernel's own view of the process says so.
 #[tokio::test]
 async fn a_private_server_can_be_pinned_to_a_cpu() {
+    if !lab::spawn::can_spawn(lab::Kind::Redis, "a_private_server_can_be_pinned_to_a_cpu") {
+        return;
+    }
     let opts = SpawnOptions {
         cpus: Some(vec![0]),
         ..SpawnOptions::with_settings(Vec::<(String, String)>::new())

@@ -11,6 +11,12 @@ use lesson_01_naive::{AppState, router};
 
 #[tokio::test]
 async fn lesson_1_serves_from_a_private_postgres() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::Postgres,
+        "lesson_1_serves_from_a_private_postgres",
+    ) {
+        return;
+    }
     lab::init_tracing();
     let probe = Probe {
         backend: Backend::Local,

@@ -108,6 +108,12 @@ async fn a_miss_then_a_hit_costs_one_database_query() {
 /// pg_stat_statements loaded counts the lesson's query once.
 #[tokio::test]
 async fn postgres_confirms_one_query_for_a_miss_and_a_hit() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::Postgres,
+        "postgres_confirms_one_query_for_a_miss_and_a_hit",
+    ) {
+        return;
+    }
     let opts = SpawnOptions::with_settings([("shared_preload_libraries", "pg_stat_statements")]);
     let pg = Instance::start_new(Kind::Postgres, opts)
         .await
@@ -266,6 +272,12 @@ async fn unknown_users_are_404s_and_are_not_cached() {
 /// resumes without a restart.
 #[tokio::test]
 async fn with_redis_stopped_reads_are_served_from_the_database() {
+    if !lab::spawn::can_spawn(
+        lab::Kind::Redis,
+        "with_redis_stopped_reads_are_served_from_the_database",
+    ) {
+        return;
+    }
     let s = shared().await;
     let mut redis = Instance::start_new(Kind::Redis, SpawnOptions::default())
         .await
@@ -308,6 +320,9 @@ async fn with_redis_stopped_reads_are_served_from_the_database() {
 /// 10 s, the timeout is 200 ms, the database answers in milliseconds).
 #[tokio::test]
 async fn a_paused_redis_does_not_hang_a_request() {
+    if !lab::spawn::can_spawn(lab::Kind::Redis, "a_paused_redis_does_not_hang_a_request") {
+        return;
+    }
     let s = shared().await;
     let redis = Instance::start_new(Kind::Redis, SpawnOptions::default())
         .await
