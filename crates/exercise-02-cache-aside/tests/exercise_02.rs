@@ -1,22 +1,14 @@
 //! Exercise 2's checks. Each failure message says what was expected.
 
-use std::time::Duration;
-
 use axum::http::StatusCode;
 use exercise_02_cache_aside::{AppState, Settings, router, state};
 use lab::Kind;
 use lab::isolate::{PgSchema, RedisPrefix};
 use lab::spawn::{Instance, SpawnOptions};
-use lab::testing::{Reply, call};
+use lab::testing::{CountingPostgres, Reply, call};
 
 fn settings(prefix: &str) -> Settings {
-    Settings {
-        ttl: Duration::from_secs(60),
-        redis_timeout: Duration::from_millis(200),
-        key_prefix: prefix.to_string(),
-        latency: Duration::ZERO,
-        db_timeout: Duration::from_secs(30),
-    }
+    Settings::for_tests(prefix)
 }
 
 async fn get(state: &AppState, uri: &str) -> Reply {
@@ -32,23 +24,12 @@ async fn a_miss_then_a_hit_reads_the_database_once() {
         return;
     }
     // A private PostgreSQL that counts its own queries.
-    let opts = SpawnOptions::with_settings([("shared_preload_libraries", "pg_stat_statements")]);
-    let pg = Instance::start_new(Kind::Postgres, opts)
+    let pg = CountingPostgres::start(100)
         .await
-        .expect("a private PostgreSQL");
-    let pool = sqlx::PgPool::connect(&pg.url()).await.expect("connect");
-    sqlx::query("CREATE EXTENSION pg_stat_statements")
-        .execute(&pool)
-        .await
-        .expect("extension");
-    lab::seed::ensure_users_pg(&pool, 100).await.expect("seed");
+        .expect("a counting PostgreSQL");
     let redis = lab::discover(Kind::Redis).await.expect("Redis");
     let prefix = RedisPrefix::new(redis.url());
-    let state = state(pool.clone(), redis.url(), settings(prefix.prefix())).expect("state");
-    sqlx::query("SELECT pg_stat_statements_reset()")
-        .execute(&pool)
-        .await
-        .expect("reset");
+    let state = state(pg.pool.clone(), redis.url(), settings(prefix.prefix())).expect("state");
 
     let first = get(&state, "/users/5").await;
     assert_eq!(
@@ -74,12 +55,7 @@ async fn a_miss_then_a_hit_reads_the_database_once() {
         "a hit must return the same user as the miss"
     );
 
-    let (calls,): (i64,) = sqlx::query_as(
-        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '%FROM users%'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("pg_stat_statements");
+    let calls = pg.calls("%FROM users%").await.expect("pg_stat_statements");
     assert_eq!(
         calls, 1,
         "a miss and a hit should query the users table once in all, not {calls} times"

@@ -74,3 +74,49 @@ pub async fn get_json(router: Router, uri: &str) -> (StatusCode, serde_json::Val
     let r = call(router, "GET", uri, None).await;
     (r.status, r.json())
 }
+
+/// A private PostgreSQL that counts its own statements (`pg_stat_statements`
+/// loaded at start), seeded with users: for tests that prove how many
+/// queries a request made by the database's own count, not the app's.
+#[derive(Debug)]
+pub struct CountingPostgres {
+    pub instance: crate::spawn::Instance,
+    pub pool: sqlx::PgPool,
+}
+
+impl CountingPostgres {
+    pub async fn start(users: i64) -> anyhow::Result<CountingPostgres> {
+        let opts = crate::spawn::SpawnOptions::with_settings([(
+            "shared_preload_libraries",
+            "pg_stat_statements",
+        )]);
+        let instance = crate::spawn::Instance::start_new(crate::Kind::Postgres, opts).await?;
+        let pool = sqlx::PgPool::connect(&instance.url()).await?;
+        sqlx::query("CREATE EXTENSION pg_stat_statements")
+            .execute(&pool)
+            .await?;
+        crate::seed::ensure_users_pg(&pool, users).await?;
+        let pg = CountingPostgres { instance, pool };
+        pg.reset().await?;
+        Ok(pg)
+    }
+
+    /// Forgets everything counted so far (the seeding, say).
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many times statements whose text is `LIKE pattern` ran.
+    pub async fn calls(&self, pattern: &str) -> anyhow::Result<i64> {
+        let (calls,): (i64,) = sqlx::query_as(
+            "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE $1",
+        )
+        .bind(pattern)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(calls)
+    }
+}

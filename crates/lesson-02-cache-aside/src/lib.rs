@@ -78,6 +78,19 @@ pub struct Settings {
 // ANCHOR_END: settings
 
 impl Settings {
+    /// The defaults (a 60 s TTL) with no simulated latency and a 200 ms
+    /// Redis timeout, under `key_prefix`: what the tests and exercises run
+    /// with, each under a key prefix of its own.
+    pub fn for_tests(key_prefix: &str) -> Settings {
+        Settings {
+            ttl: Duration::from_secs(60),
+            redis_timeout: Duration::from_millis(200),
+            key_prefix: key_prefix.to_string(),
+            latency: Duration::ZERO,
+            db_timeout: Duration::from_secs(30),
+        }
+    }
+
     /// `user:{id}`, under the prefix.
     pub fn key(&self, id: i64) -> String {
         format!("{}user:{id}", self.key_prefix)

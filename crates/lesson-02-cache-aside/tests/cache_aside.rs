@@ -7,21 +7,14 @@ use axum::http::StatusCode;
 use lab::Kind;
 use lab::isolate::{PgSchema, RedisPrefix};
 use lab::spawn::{Instance, SpawnOptions};
-use lab::testing::{Reply, call};
+use lab::testing::{CountingPostgres, Reply, call};
 use lesson_02_cache_aside::metrics::{DB_QUERIES, HITS, MISSES, REDIS_ERRORS};
 use lesson_02_cache_aside::{AppState, Settings, router, state};
-use sqlx::PgPool;
 
 const USERS: i64 = 300;
 
 fn settings(prefix: &str) -> Settings {
-    Settings {
-        ttl: Duration::from_secs(60),
-        redis_timeout: Duration::from_millis(200),
-        key_prefix: prefix.to_string(),
-        latency: Duration::ZERO,
-        db_timeout: Duration::from_secs(30),
-    }
+    Settings::for_tests(prefix)
 }
 
 /// A schema of this test's own, a key prefix of its own, shared servers.
@@ -114,35 +107,20 @@ async fn postgres_confirms_one_query_for_a_miss_and_a_hit() {
     ) {
         return;
     }
-    let opts = SpawnOptions::with_settings([("shared_preload_libraries", "pg_stat_statements")]);
-    let pg = Instance::start_new(Kind::Postgres, opts)
+    let pg = CountingPostgres::start(USERS)
         .await
-        .expect("a private PostgreSQL");
-    let pool = PgPool::connect(&pg.url()).await.expect("connect");
-    sqlx::query("CREATE EXTENSION pg_stat_statements")
-        .execute(&pool)
-        .await
-        .expect("extension");
-    lab::seed::ensure_users_pg(&pool, USERS)
-        .await
-        .expect("seed");
+        .expect("a counting PostgreSQL");
     let redis = lab::discover(Kind::Redis).await.expect("Redis");
     let prefix = RedisPrefix::new(redis.url());
-    let state = state(pool.clone(), redis.url(), settings(prefix.prefix())).expect("state");
+    let state = state(pg.pool.clone(), redis.url(), settings(prefix.prefix())).expect("state");
 
-    sqlx::query("SELECT pg_stat_statements_reset()")
-        .execute(&pool)
-        .await
-        .expect("reset");
     assert_eq!(get(&state, "/users/9").await.header("x-cache"), "MISS");
     assert_eq!(get(&state, "/users/9").await.header("x-cache"), "HIT");
     assert_eq!(get(&state, "/users/9").await.header("x-cache"), "HIT");
-    let (calls,): (i64,) = sqlx::query_as(
-        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE 'SELECT id, name, email FROM users WHERE id = $1%'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("pg_stat_statements");
+    let calls = pg
+        .calls("SELECT id, name, email FROM users WHERE id = $1%")
+        .await
+        .expect("pg_stat_statements");
     assert_eq!(
         calls, 1,
         "PostgreSQL ran the user query once for a miss and two hits"
