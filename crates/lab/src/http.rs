@@ -95,6 +95,25 @@ pub fn user_id_from_path(
 }
 // ANCHOR_END: parse_user_id
 
+/// Runs one database call under `limit`. A call that does not finish in time
+/// is a 503 (a dependency is slow; the client did nothing wrong), its own
+/// error a 500 with the cause logged. Without the limit a stuck database
+/// would hold the request, and its pool connection, for as long as it likes.
+pub async fn db_call<T, E>(
+    limit: std::time::Duration,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, ApiError>
+where
+    E: Into<anyhow::Error>,
+{
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(|e| ApiError::Internal(e.into())),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "the database did not answer within {limit:?}"
+        ))),
+    }
+}
+
 /// Routes that match nothing get a JSON 404 too, e.g. `/users/` with an
 /// empty id segment.
 pub async fn not_found(uri: Uri) -> ApiError {

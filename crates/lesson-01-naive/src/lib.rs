@@ -26,7 +26,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use lab::http::{ApiError, user_id_from_path};
+use lab::http::{ApiError, db_call, user_id_from_path};
 use lab::users::{Summary, User, fetch_summary, fetch_user};
 use sqlx::PgPool;
 
@@ -66,14 +66,7 @@ pub async fn get_user(
 ) -> Result<Json<User>, ApiError> {
     // Bad input is rejected before it costs a database round trip.
     let id = user_id_from_path(path)?;
-    let user = tokio::time::timeout(state.db_timeout, fetch_user(&state.pool, id, state.latency))
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable(format!(
-                "the database did not answer within {:?}",
-                state.db_timeout
-            ))
-        })??;
+    let user = db_call(state.db_timeout, fetch_user(&state.pool, id, state.latency)).await?;
     user.map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))
 }
@@ -85,14 +78,7 @@ pub async fn get_summary(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Summary>, ApiError> {
     let id = user_id_from_path(path)?;
-    let summary = tokio::time::timeout(state.db_timeout, fetch_summary(&state.pool, id))
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable(format!(
-                "the database did not answer within {:?}",
-                state.db_timeout
-            ))
-        })??;
+    let summary = db_call(state.db_timeout, fetch_summary(&state.pool, id)).await?;
     summary
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))

@@ -19,6 +19,8 @@
 //! `REDIS_TIMEOUT_MS` (50), `REDIS_URL`, and everything lesson 1 has.
 
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -27,7 +29,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use lab::http::{ApiError, user_id_from_path};
+use lab::http::{ApiError, db_call, user_id_from_path};
 use lab::users::{User, fetch_summary, fetch_user};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -176,9 +178,7 @@ where
 
     tracing::info!("Cache miss for {what}");
     state.metrics.db_query();
-    let value = tokio::time::timeout(state.settings.db_timeout, load)
-        .await
-        .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))??;
+    let value = db_call(state.settings.db_timeout, load).await?;
     // Nothing found is not cached: a 404 is cheap to recompute here, and
     // caching it would hide a row created a moment later for a whole TTL.
     let value = value.ok_or_else(|| ApiError::NotFound(format!("{what} not found")))?;
@@ -301,19 +301,19 @@ pub async fn put_user(
     update.validate()?;
 
     state.metrics.db_query();
-    let updated: Option<(i64, String, String)> = tokio::time::timeout(
-        state.settings.db_timeout,
-        sqlx::query_as(
-            "UPDATE users SET name = $2, email = $3 WHERE id = $1 RETURNING id, name, email",
-        )
-        .bind(id)
-        .bind(update.name.trim())
-        .bind(update.email.trim())
-        .fetch_optional(&state.pool),
+    let update_row = sqlx::query_as(
+        "UPDATE users SET name = $2, email = $3 WHERE id = $1 RETURNING id, name, email",
     )
-    .await
-    .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))?
-    .map_err(|e| anyhow::Error::from(e).context(format!("Failed to update user {id}")))?;
+    .bind(id)
+    .bind(update.name.trim())
+    .bind(update.email.trim())
+    .fetch_optional(&state.pool);
+    let updated: Option<(i64, String, String)> = db_call(state.settings.db_timeout, async {
+        update_row
+            .await
+            .with_context(|| format!("Failed to update user {id}"))
+    })
+    .await?;
     let (id, name, email) =
         updated.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
 
