@@ -36,13 +36,18 @@ pub use discover::{Backend, Kind, Origin, Server, discover, discover_with};
 /// crates, `warn` for everything else). Calling it twice is harmless, so
 /// tests and binaries can both call it.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
     // sqlx logs every statement at info, and warns about every statement over
     // 1 s, which in the demos is every query, on purpose. The lessons log the
     // queries that matter themselves.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=error,hyper=warn,bollard=warn,testcontainers=warn")
-    });
+    init_tracing_with("info,sqlx=error,hyper=warn,bollard=warn,testcontainers=warn");
+}
+
+/// The same with another default filter, for a program whose per-request
+/// logs would drown its own output (a load test). `RUST_LOG` still wins.
+pub fn init_tracing_with(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
