@@ -34,6 +34,18 @@ serve-2 *args:
 exercise-2:
     cargo test -q -p exercise-02-cache-aside --features starter
 
+# Lesson 3's outage experiment (short; `--long` is the book's run). `just lesson-3 --serve` serves it.
+lesson-3 *args:
+    cargo run -q --release -p lesson-03-stale-fallback -- "$@"
+
+# Serve lesson 3 on 127.0.0.1:${PORT:-3000} until Ctrl-C (CACHE_MODE=fallback|swr|cache-first).
+serve-3 *args:
+    cargo run -q -p lesson-03-stale-fallback -- --serve "$@"
+
+# Check your solution to exercise 3 (edit crates/exercise-03-stale-fallback/src/starter.rs).
+exercise-3:
+    cargo test -q -p exercise-03-stale-fallback --features starter
+
 # The whole test suite, against real servers (nextest when installed).
 test *args:
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi

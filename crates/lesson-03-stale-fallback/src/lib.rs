@@ -358,7 +358,7 @@ fn refresh_in_background(state: &AppState, id: i64) {
 /// A cached entry as a response. `Age` is the copy's age in seconds, as
 /// HTTP caches send it (RFC 9111 §5.1), so a client can tell how old a
 /// STALE answer is.
-fn respond(id: i64, entry: Entry<User>, cache: &'static str) -> Result<Response, ServeError> {
+pub fn respond(id: i64, entry: Entry<User>, cache: &'static str) -> Result<Response, ServeError> {
     let age = entry.age(SystemTime::now()).as_secs();
     let Some(user) = entry.value else {
         return Err(ApiError::NotFound(format!("user {id} not found")).into());

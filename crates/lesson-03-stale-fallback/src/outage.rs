@@ -24,6 +24,10 @@ use tokio::sync::Semaphore;
 use crate::breaker::{BreakerConfig, Status};
 use crate::{Mode, Settings};
 
+/// Where `cargo bench` (the `outage` bench target) writes its report,
+/// relative to the target dir; `just report` reads it from there.
+pub const RESULTS_FILE: &str = "lab-experiments/outage.json";
+
 /// The experiment's parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
@@ -673,6 +677,46 @@ impl Report {
         md
     }
 
+    /// What the run shows, in sentences, against the lesson's bar: during
+    /// the outage the stale-fallback service answers every request for a
+    /// key it has cached, with a p99 under 10 ms once the breaker is open.
+    pub fn findings(&self) -> String {
+        let during = |v: usize| self.row(v, "during");
+        let warm = |v: usize| during(v).map_or(0.0, |r| r.ok_warm_pct);
+        let open_p99 = self
+            .breaker_open_p99_ms
+            .iter()
+            .find(|(n, _)| n == VARIANTS[2])
+            .and_then(|(_, p)| *p);
+        let met = warm(2) >= 100.0 && open_p99.is_some_and(|p| p < 10.0);
+        let recovery = |v: usize| {
+            self.recovery_ms
+                .get(v)
+                .and_then(|(_, r)| *r)
+                .map_or("not within the run".to_string(), fmt_ms)
+        };
+        format!(
+            "During the outage, requests for warm keys got a 2xx from {:.1}% (no cache), {:.1}% (cache-aside), \
+             {:.1}% (stale fallback) and {:.1}% (cache-first). The stale-fallback service's p99 while its breaker \
+             was open was {}. The bar (100% of warm keys, p99 under 10 ms with the breaker open) was **{}** in this run. \
+             Fresh data came back {} (no cache), {} (cache-aside), {} (stale fallback) and {} (cache-first) \
+             after PostgreSQL answered again.\n",
+            warm(0),
+            warm(1),
+            warm(2),
+            warm(3),
+            open_p99.map_or(
+                "not measured (the breaker never opened)".to_string(),
+                fmt_ms
+            ),
+            if met { "met" } else { "not met" },
+            recovery(0),
+            recovery(1),
+            recovery(2),
+            recovery(3),
+        )
+    }
+
     /// The timeline as CSV, one row per variant and bucket.
     pub fn timeline_csv(&self) -> String {
         let mut csv = String::from("variant,t_s,requests,ok_pct,p50_ms,p99_ms\n");
@@ -723,6 +767,74 @@ mod tests {
             assert_eq!(x, b.range(501, 10_000));
             assert!((501..=10_000).contains(&x));
         }
+    }
+
+    fn sample(
+        variant: usize,
+        sent_ms: u64,
+        status: u16,
+        fresh: bool,
+        breaker_open: bool,
+    ) -> Sample {
+        Sample {
+            variant,
+            sent: Duration::from_millis(sent_ms),
+            took: Duration::from_millis(if fresh || status != 200 { 250 } else { 2 }),
+            status,
+            fresh,
+            warm: true,
+            breaker_open,
+        }
+    }
+
+    /// A synthetic run: the outage from 5 s to 13 s; lesson 1 fails during
+    /// it, lesson 3 answers stale, then fresh again from 14 s.
+    pub(crate) fn synthetic() -> Report {
+        let mut samples = Vec::new();
+        for t in (0..20_000).step_by(100) {
+            let down = (5_000..13_000).contains(&t);
+            samples.push(sample(0, t, if down { 503 } else { 200 }, !down, false));
+            samples.push(sample(1, t, if down { 503 } else { 200 }, !down, false));
+            let stale = (5_000..14_000).contains(&t);
+            samples.push(sample(2, t, 200, !stale, down && t >= 5_500));
+            samples.push(sample(3, t, 200, !stale, down && t >= 5_500));
+        }
+        summarise(
+            &Plan::short(),
+            &samples,
+            Duration::from_secs(5),
+            Duration::from_secs(13),
+            &[0, 0, 5, 4],
+        )
+    }
+
+    #[test]
+    fn phases_recovery_and_the_bar_are_computed_from_the_samples() {
+        let r = synthetic();
+        let during = r.row(0, "during").expect("row");
+        assert_eq!((during.requests, during.ok_pct), (80, 0.0));
+        assert_eq!(r.row(0, "before").expect("row").ok_pct, 100.0);
+        let stale = r.row(2, "during").expect("row");
+        assert_eq!((stale.ok_warm_pct, stale.stale_pct), (100.0, 100.0));
+        assert_eq!(stale.p99_ms, 2.0);
+        // Lesson 1's first fresh answer after 13 s was sent at 13.0 s and took 250 ms.
+        assert_eq!(r.recovery_ms[0].1, Some(250.0));
+        assert_eq!(r.recovery_ms[2].1, Some(1250.0));
+        assert_eq!(r.outage_db_attempts[0], (VARIANTS[2].to_string(), 5));
+        let text = r.findings();
+        assert!(text.contains("**met**"), "{text}");
+        let md = r.table_md();
+        assert!(md.contains("| lesson 3: stale fallback | during | 80 | 100.0% | 100.0% | 100.0% | 2.0 ms | 2.0 ms |"), "{md}");
+        let csv = r.timeline_csv();
+        assert!(
+            csv.starts_with("variant,t_s,requests,ok_pct,p50_ms,p99_ms\n"),
+            "{csv}"
+        );
+        assert_eq!(
+            csv.lines().count(),
+            1 + 4 * 40,
+            "4 variants × 40 half-second buckets"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! without running anything.
 
 mod criterion;
+mod outage;
 mod render;
 mod stamp;
 
@@ -48,6 +49,9 @@ struct Args {
     #[arg(long, default_value = "book/src/generated")]
     out: PathBuf,
 }
+
+/// Where the `outage` bench target leaves lesson 3's experiment.
+const OUTAGE_RESULTS: &str = lesson_03_stale_fallback::outage::RESULTS_FILE;
 
 /// The file next to criterion's results that records how they were made.
 const RUN_FILE: &str = "lab-run.json";
@@ -102,12 +106,17 @@ fn main() -> anyhow::Result<()> {
         )?;
         println!("\n{}\n{md}", spec.title);
     }
+    let outage = outage::read(&target_dir(&root).join(OUTAGE_RESULTS))?;
+    std::fs::write(out.join("outage.md"), outage::table_md(&outage, run.quick))?;
+    std::fs::write(out.join("outage.csv"), outage::csv(&outage, run.quick))?;
+    outage::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
+    println!("\nLesson 3: the outage experiment\n{}", outage.table_md());
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
     println!(
-        "wrote {} tables, {} charts and stamp.md to {}",
-        GROUPS.len(),
-        GROUPS.len(),
+        "wrote {} tables, {} charts, outage.csv and stamp.md to {}",
+        GROUPS.len() + 1,
+        GROUPS.len() + 1,
         out.display()
     );
     if run.quick {
@@ -224,6 +233,13 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
                 bail!("{}/{} was not measured by this run", spec.id, e.bench);
             }
         }
+    }
+    let outage = target_dir(root).join(OUTAGE_RESULTS);
+    let written = std::fs::metadata(&outage)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("the outage bench wrote no {}", outage.display()))?;
+    if written < started {
+        bail!("{} was not written by this run", outage.display());
     }
     Ok(run)
 }
