@@ -46,6 +46,14 @@ serve-3 *args:
 exercise-3:
     cargo test -q -p exercise-03-stale-fallback --features starter
 
+# Lesson 4: each query before and after its index, with the plan (LAB_INDEX_ROWS, default 200000).
+lesson-4 *args:
+    cargo run -q --release -p lesson-04-indexing -- "$@"
+
+# Check your solution to exercise 4 (edit crates/exercise-04-indexing/src/starter.rs).
+exercise-4:
+    cargo test -q -p exercise-04-indexing --features starter
+
 # The whole test suite, against real servers (nextest when installed).
 test *args:
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi

@@ -33,14 +33,10 @@ fn main() {
         Ok(r) => r,
         Err(e) => panic!("the outage experiment failed: {e:#}"),
     };
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join(RESULTS_FILE);
+    let dir = benches::experiments_dir();
+    let path = dir.join(RESULTS_FILE);
     let json = serde_json::to_string_pretty(&report).expect("the report serialises");
-    if let Err(e) = std::fs::create_dir_all(path.parent().unwrap_or(&target))
-        .and_then(|()| std::fs::write(&path, json))
-    {
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
         panic!("cannot write {}: {e}", path.display());
     }
     println!("\n{}\nwrote {}", report.table_md(), path.display());

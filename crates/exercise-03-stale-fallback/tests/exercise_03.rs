@@ -29,12 +29,9 @@ async fn setup(test: &str) -> Option<Setup> {
     if !can_spawn(Kind::Postgres, test) {
         return None;
     }
-    let pg = Instance::start_new(
-        Kind::Postgres,
-        SpawnOptions::with_settings(Vec::<(String, String)>::new()),
-    )
-    .await
-    .expect("a private PostgreSQL");
+    let pg = Instance::start_new(Kind::Postgres, SpawnOptions::plain())
+        .await
+        .expect("a private PostgreSQL");
     let pool = lab::isolate::schema_pool(&pg.url(), "public", 5)
         .await
         .expect("pool");

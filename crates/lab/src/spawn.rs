@@ -49,6 +49,11 @@ pub struct SpawnOptions {
 }
 
 impl SpawnOptions {
+    /// No special settings, binaries from the usual places.
+    pub fn plain() -> Self {
+        Self::with_settings(Vec::<(String, String)>::new())
+    }
+
     /// Options with these settings, binaries from the usual places.
     pub fn with_settings<K: Into<String>, V: Into<String>>(
         settings: impl IntoIterator<Item = (K, V)>,
@@ -455,10 +460,7 @@ pub const REQUIRE_LOCAL_ENV: &str = "LAB_REQUIRE_LOCAL";
 /// server packages it cannot: the test says so on stderr and skips, unless
 /// `LAB_REQUIRE_LOCAL=1` makes that a failure.
 pub fn can_spawn(kind: Kind, test: &str) -> bool {
-    match Binaries::find(
-        kind,
-        &SpawnOptions::with_settings(Vec::<(String, String)>::new()),
-    ) {
+    match Binaries::find(kind, &SpawnOptions::plain()) {
         Ok(_) => true,
         Err(e) => {
             let why =

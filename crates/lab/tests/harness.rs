@@ -344,7 +344,7 @@ async fn a_private_server_can_be_pinned_to_a_cpu() {
     }
     let opts = SpawnOptions {
         cpus: Some(vec![0]),
-        ..SpawnOptions::with_settings(Vec::<(String, String)>::new())
+        ..SpawnOptions::plain()
     };
     let r = Instance::start_new(Kind::Redis, opts)
         .await

@@ -26,12 +26,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     );
 
     let (_pg, pool) = args.common.provision_postgres().await?;
-    let mut redis = Instance::start_new(
-        Kind::Redis,
-        SpawnOptions::with_settings(Vec::<(String, String)>::new()),
-    )
-    .await
-    .context("the demo needs a private Redis (redis-server on PATH)")?;
+    let mut redis = Instance::start_new(Kind::Redis, SpawnOptions::plain())
+        .await
+        .context("the demo needs a private Redis (redis-server on PATH)")?;
     let state = state(pool, &redis.url(), args.settings())?;
     let metrics = state.metrics.clone();
     let mut cache = state.redis.clone();

@@ -19,11 +19,13 @@ fn settings(prefix: &str) -> Settings {
 
 /// A schema of this test's own, a key prefix of its own, shared servers.
 struct Shared {
-    _pg: lab::Server,
-    _redis: lab::Server,
+    // Fields drop in order: the schema and the keys are cleaned up while
+    // the servers (private ones, with LAB_BACKEND=local) still run.
     schema: PgSchema,
     prefix: RedisPrefix,
     redis_url: String,
+    _pg: lab::Server,
+    _redis: lab::Server,
 }
 
 async fn shared() -> Shared {

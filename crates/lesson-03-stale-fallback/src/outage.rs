@@ -25,8 +25,8 @@ use crate::breaker::{BreakerConfig, Status};
 use crate::{Mode, Settings};
 
 /// Where `cargo bench` (the `outage` bench target) writes its report,
-/// relative to the target dir; `just report` reads it from there.
-pub const RESULTS_FILE: &str = "lab-experiments/outage.json";
+/// in `target/lab-experiments/`; `just report` reads it from there.
+pub const RESULTS_FILE: &str = "outage.json";
 
 /// The experiment's parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -209,12 +209,9 @@ pub async fn run(plan: &Plan, progress: bool) -> anyhow::Result<Report> {
     )
     .await
     .context("the outage experiment needs a private PostgreSQL (initdb and postgres binaries)")?;
-    let redis = Instance::start_new(
-        Kind::Redis,
-        SpawnOptions::with_settings(Vec::<(String, String)>::new()),
-    )
-    .await
-    .context("the outage experiment needs a private Redis (redis-server on PATH)")?;
+    let redis = Instance::start_new(Kind::Redis, SpawnOptions::plain())
+        .await
+        .context("the outage experiment needs a private Redis (redis-server on PATH)")?;
     let pool = sqlx::PgPool::connect(&pg.url()).await?;
     lab::seed::ensure_users_pg(&pool, plan.users).await?;
     pool.close().await;

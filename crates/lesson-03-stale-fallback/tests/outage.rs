@@ -20,7 +20,7 @@ async fn get(state: &AppState, uri: &str) -> Reply {
 }
 
 fn no_settings() -> SpawnOptions {
-    SpawnOptions::with_settings(Vec::<(String, String)>::new())
+    SpawnOptions::plain()
 }
 
 /// A private PostgreSQL (this test stops it), seeded.
@@ -244,11 +244,13 @@ async fn a_dead_redis_costs_the_cache_and_both_dead_is_a_quick_503() {
 
 /// Shared servers from here on: nothing is stopped.
 struct Shared {
-    _pg: lab::Server,
-    _redis: lab::Server,
+    // Fields drop in order: the schema and the keys are cleaned up while
+    // the servers (private ones, with LAB_BACKEND=local) still run.
     schema: PgSchema,
     prefix: RedisPrefix,
     redis_url: String,
+    _pg: lab::Server,
+    _redis: lab::Server,
 }
 
 async fn shared() -> Shared {

@@ -19,6 +19,7 @@
 mod criterion;
 mod outage;
 mod render;
+mod sizes;
 mod stamp;
 
 use std::path::{Path, PathBuf};
@@ -51,7 +52,12 @@ struct Args {
 }
 
 /// Where the `outage` bench target leaves lesson 3's experiment.
+fn experiment_file(root: &Path, name: &str) -> PathBuf {
+    target_dir(root).join("lab-experiments").join(name)
+}
 const OUTAGE_RESULTS: &str = lesson_03_stale_fallback::outage::RESULTS_FILE;
+/// Where the `indexing` bench leaves lesson 4's index sizes.
+const SIZES_RESULTS: &str = "index_sizes.json";
 
 /// The file next to criterion's results that records how they were made.
 const RUN_FILE: &str = "lab-run.json";
@@ -106,16 +112,20 @@ fn main() -> anyhow::Result<()> {
         )?;
         println!("\n{}\n{md}", spec.title);
     }
-    let outage = outage::read(&target_dir(&root).join(OUTAGE_RESULTS))?;
+    let outage = outage::read(&experiment_file(&root, OUTAGE_RESULTS))?;
     std::fs::write(out.join("outage.md"), outage::table_md(&outage, run.quick))?;
     std::fs::write(out.join("outage.csv"), outage::csv(&outage, run.quick))?;
     outage::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
     println!("\nLesson 3: the outage experiment\n{}", outage.table_md());
+    let sizes = sizes::read(&experiment_file(&root, SIZES_RESULTS))?;
+    let sizes_md = sizes::table_md(&sizes, run.quick);
+    std::fs::write(out.join("index_sizes.md"), &sizes_md)?;
+    println!("\nLesson 4: index sizes\n{sizes_md}");
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
     println!(
         "wrote {} tables, {} charts, outage.csv and stamp.md to {}",
-        GROUPS.len() + 1,
+        GROUPS.len() + 2,
         GROUPS.len() + 1,
         out.display()
     );
@@ -234,12 +244,14 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
             }
         }
     }
-    let outage = target_dir(root).join(OUTAGE_RESULTS);
-    let written = std::fs::metadata(&outage)
-        .and_then(|m| m.modified())
-        .with_context(|| format!("the outage bench wrote no {}", outage.display()))?;
-    if written < started {
-        bail!("{} was not written by this run", outage.display());
+    for file in [OUTAGE_RESULTS, SIZES_RESULTS] {
+        let path = experiment_file(root, file);
+        let written = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("the benches wrote no {}", path.display()))?;
+        if written < started {
+            bail!("{} was not written by this run", path.display());
+        }
     }
     Ok(run)
 }

@@ -159,6 +159,192 @@ pub const GROUPS: &[GroupSpec] = &[
         ],
         checks: &[],
     },
+    GroupSpec {
+        id: "index_equality",
+        title: "Lesson 4, case 1: WHERE email = $1, 1M users",
+        floor: None,
+        benches: &[
+            row("seq_scan", "no index: a sequential scan", None),
+            row("btree", "B-tree on email", Some("seq_scan")),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_prefix",
+        title: "Lesson 4, case 2: WHERE email LIKE 'user12345%', 1M users",
+        floor: None,
+        benches: &[
+            row(
+                "btree_en_us",
+                "B-tree on email, en-US collation: LIKE cannot use it",
+                None,
+            ),
+            row(
+                "text_pattern_ops",
+                "B-tree with text_pattern_ops",
+                Some("btree_en_us"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_suffix",
+        title: "Lesson 4, case 3: WHERE email LIKE '%@rare-domain.org', 1M users",
+        floor: None,
+        benches: &[
+            row("seq_scan", "no index", None),
+            row(
+                "plain_btree",
+                "B-trees on email (plain and text_pattern_ops)",
+                Some("seq_scan"),
+            ),
+            row("trgm_gin", "pg_trgm GIN index", Some("seq_scan")),
+            row(
+                "reverse_expr",
+                "reverse(email) text_pattern_ops, queried by reverse(email) LIKE",
+                Some("seq_scan"),
+            ),
+            row(
+                "domain_column",
+                "generated email_domain column + B-tree, queried by =",
+                Some("seq_scan"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_match_all",
+        title: "Lesson 4, case 4: LIKE '%@example.com' when 99% of 1M rows match",
+        floor: None,
+        benches: &[
+            row(
+                "seq_scan",
+                "the planner's choice: a sequential scan (a trigram index exists)",
+                None,
+            ),
+            row(
+                "forced_trgm",
+                "the trigram index, forced (enable_seqscan = off)",
+                Some("seq_scan"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_covering",
+        title: "Lesson 4, case 5: SELECT id, email WHERE email = $1, 1M users",
+        floor: None,
+        benches: &[
+            row("index_scan", "B-tree on email: index, then the table", None),
+            row(
+                "index_only_scan",
+                "covering (email) INCLUDE (id): the index alone",
+                Some("index_scan"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_growth",
+        title: "Lesson 4: scans grow with the table, index lookups don't",
+        floor: None,
+        benches: &[
+            row("eq_seq_scan_10k", "email =, no index, 10k rows", None),
+            row("eq_seq_scan_100k", "email =, no index, 100k rows", None),
+            row("eq_seq_scan_1m", "email =, no index, 1M rows", None),
+            row(
+                "eq_btree_10k",
+                "email =, B-tree, 10k rows",
+                Some("eq_seq_scan_10k"),
+            ),
+            row(
+                "eq_btree_100k",
+                "email =, B-tree, 100k rows",
+                Some("eq_seq_scan_100k"),
+            ),
+            row(
+                "eq_btree_1m",
+                "email =, B-tree, 1M rows",
+                Some("eq_seq_scan_1m"),
+            ),
+            row(
+                "suffix_seq_scan_10k",
+                "rare suffix LIKE, no index, 10k rows",
+                None,
+            ),
+            row(
+                "suffix_seq_scan_100k",
+                "rare suffix LIKE, no index, 100k rows",
+                None,
+            ),
+            row(
+                "suffix_seq_scan_1m",
+                "rare suffix LIKE, no index, 1M rows",
+                None,
+            ),
+            row(
+                "suffix_domain_column_10k",
+                "rare domain, email_domain column + B-tree, 10k rows",
+                Some("suffix_seq_scan_10k"),
+            ),
+            row(
+                "suffix_domain_column_100k",
+                "rare domain, email_domain column + B-tree, 100k rows",
+                Some("suffix_seq_scan_100k"),
+            ),
+            row(
+                "suffix_domain_column_1m",
+                "rare domain, email_domain column + B-tree, 1M rows",
+                Some("suffix_seq_scan_1m"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_write",
+        title: "Lesson 4: what each suffix fix costs a writer (1,000-row INSERT)",
+        floor: None,
+        benches: &[
+            row("insert_1000_pk_only", "primary key only", None),
+            row(
+                "insert_1000_trgm_gin",
+                "plus the pg_trgm GIN index",
+                Some("insert_1000_pk_only"),
+            ),
+            row(
+                "insert_1000_reverse_expr",
+                "plus the reverse(email) index",
+                Some("insert_1000_pk_only"),
+            ),
+            row(
+                "insert_1000_domain_column",
+                "plus the generated column and its B-tree",
+                Some("insert_1000_pk_only"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "index_mariadb",
+        title: "Lesson 4, case 6: the same on MariaDB (InnoDB), 1M users",
+        floor: None,
+        benches: &[
+            row("eq_scan", "email =, no index", None),
+            row("eq_btree", "email =, B-tree on email", Some("eq_scan")),
+            row("prefix_btree", "LIKE 'user12345%', B-tree on email", None),
+            row(
+                "suffix_btree",
+                "LIKE '%@rare-domain.org', B-tree on email: a full scan",
+                None,
+            ),
+            row(
+                "domain_column",
+                "email_domain = ?, generated column + B-tree",
+                Some("suffix_btree"),
+            ),
+        ],
+        checks: &[],
+    },
 ];
 
 /// The estimates of `spec`'s benches, in its order; an error names any

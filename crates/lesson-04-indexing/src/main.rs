@@ -1,0 +1,10 @@
+//! `cargo run --release -p lesson-04-indexing`: see the crate docs in lib.rs.
+
+use clap::Parser;
+use lesson_04_indexing::{Args, demo};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lab::init_tracing_with("warn,sqlx=error");
+    demo::run(&Args::parse()).await
+}
