@@ -61,6 +61,7 @@ fn postgres(c: &mut criterion::Criterion) {
     });
 
     let mut sizes = Vec::new();
+    let mut plans = Vec::new();
     for case in cases(rows) {
         let mut g = c.benchmark_group(format!("index_{}", case.id));
         configure(&mut g);
@@ -76,6 +77,18 @@ fn postgres(c: &mut criterion::Criterion) {
                 case.id,
                 step.label
             );
+            let plan = rt
+                .block_on(search::explain_text(
+                    &pool,
+                    step.query.sql,
+                    &step.query.param,
+                ))
+                .expect("plan");
+            plans.push(cases::Excerpt {
+                case: case.id.into(),
+                label: format!("{} ({})", step.label, step.query.sql),
+                plan,
+            });
             g.bench_function(step.bench, |b| {
                 b.to_async(&rt)
                     .iter(|| async { step.query.fetch(&pool).await.expect("query") })
@@ -87,6 +100,17 @@ fn postgres(c: &mut criterion::Criterion) {
     let mut g = c.benchmark_group("index_match_all");
     configure(&mut g);
     for (name, force) in [("seq_scan", false), ("forced_trgm", true)] {
+        plans.push(cases::Excerpt {
+            case: "match_all".into(),
+            label: if force {
+                "the trigram index, forced (SET LOCAL enable_seqscan = off)".into()
+            } else {
+                "the planner's choice, with the trigram index present".into()
+            },
+            plan: rt
+                .block_on(cases::match_all_text(&pool, force))
+                .expect("plan"),
+        });
         g.bench_function(name, |b| {
             b.to_async(&rt)
                 .iter(|| async { cases::count_match_all(&pool, force).await.expect("count") })
@@ -94,6 +118,10 @@ fn postgres(c: &mut criterion::Criterion) {
     }
     g.finish();
 
+    write_json(
+        "index_plans.json",
+        &serde_json::to_value(&plans).expect("json"),
+    );
     growth(c, &rt, &_pg.url(), &pool, rows);
     writes(c, &rt, &pool, rows, &mut sizes);
     write_sizes(&rt, &pool, rows, sizes);
@@ -219,9 +247,15 @@ fn write_sizes(
         })
         .collect();
     let json = serde_json::json!({ "rows": rows, "table_bytes": table, "indexes": indexes });
-    let path = benches::experiments_dir().join("index_sizes.json");
-    std::fs::create_dir_all(benches::experiments_dir()).expect("target dir");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write sizes");
+    write_json("index_sizes.json", &json);
+}
+
+/// Leaves a result for `just report` in `target/lab-experiments/`.
+fn write_json(name: &str, json: &serde_json::Value) {
+    let dir = benches::experiments_dir();
+    std::fs::create_dir_all(&dir).expect("target dir");
+    let text = serde_json::to_string_pretty(json).expect("json");
+    std::fs::write(dir.join(name), text).expect("write results");
 }
 
 fn maria(c: &mut criterion::Criterion) {
@@ -239,15 +273,26 @@ fn maria(c: &mut criterion::Criterion) {
     });
     let mut g = c.benchmark_group("index_mariadb");
     configure(&mut g);
+    let mut plans = Vec::new();
     for step in mariadb::steps(rows) {
         rt.block_on(mariadb::set_indexes(db.pool(), &step))
             .expect("indexes");
+        let plan = rt
+            .block_on(mariadb::explain(db.pool(), &step, true))
+            .expect("plan");
+        plans.push(serde_json::json!({
+            "label": step.label,
+            "access_type": plan.access_type(),
+            "key": plan.key(),
+            "rows": plan.rows(),
+        }));
         g.bench_function(step.bench, |b| {
             b.to_async(&rt)
                 .iter(|| async { mariadb::fetch(db.pool(), &step).await.expect("query") })
         });
     }
     g.finish();
+    write_json("index_plans_mariadb.json", &serde_json::Value::Array(plans));
 }
 
 criterion_group! {

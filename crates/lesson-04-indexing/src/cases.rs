@@ -194,3 +194,24 @@ pub async fn count_match_all(pool: &PgPool, force_index: bool) -> anyhow::Result
     tx.rollback().await?;
     Ok(n)
 }
+
+/// Case 4's plan as text, with or without the index forced.
+pub async fn match_all_text(pool: &PgPool, force_index: bool) -> anyhow::Result<String> {
+    let mut tx = pool.begin().await?;
+    if force_index {
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let text = search::explain_text(&mut *tx, MATCH_ALL, MATCH_ALL_PARAM).await?;
+    tx.rollback().await?;
+    Ok(text)
+}
+
+/// One step's plan, for the book.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Excerpt {
+    pub case: String,
+    pub label: String,
+    pub plan: String,
+}

@@ -110,6 +110,21 @@ impl Query {
     }
 }
 
+/// `EXPLAIN (ANALYZE, BUFFERS)` in PostgreSQL's text format, as a reader
+/// would see it in psql: what the book prints for each step.
+pub async fn explain_text(
+    executor: impl sqlx::PgExecutor<'_>,
+    sql: &str,
+    param: &str,
+) -> anyhow::Result<String> {
+    let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"))
+        .bind(param)
+        .fetch_all(executor)
+        .await
+        .with_context(|| format!("Failed to EXPLAIN {sql}"))?;
+    Ok(lines.join("\n"))
+}
+
 /// EXPLAIN any statement, with at most one text parameter.
 pub async fn explain_pg(
     pool: &PgPool,

@@ -58,6 +58,8 @@ fn experiment_file(root: &Path, name: &str) -> PathBuf {
 const OUTAGE_RESULTS: &str = lesson_03_stale_fallback::outage::RESULTS_FILE;
 /// Where the `indexing` bench leaves lesson 4's index sizes.
 const SIZES_RESULTS: &str = "index_sizes.json";
+const PLANS_RESULTS: &str = "index_plans.json";
+const MARIADB_PLANS_RESULTS: &str = "index_plans_mariadb.json";
 
 /// The file next to criterion's results that records how they were made.
 const RUN_FILE: &str = "lab-run.json";
@@ -120,6 +122,17 @@ fn main() -> anyhow::Result<()> {
     let sizes = sizes::read(&experiment_file(&root, SIZES_RESULTS))?;
     let sizes_md = sizes::table_md(&sizes, run.quick);
     std::fs::write(out.join("index_sizes.md"), &sizes_md)?;
+    let plans: Vec<lesson_04_indexing::cases::Excerpt> =
+        sizes::read_json(&experiment_file(&root, PLANS_RESULTS))?;
+    for (name, md) in sizes::plans_md(&plans, run.quick) {
+        std::fs::write(out.join(name), md)?;
+    }
+    let maria: Vec<serde_json::Value> =
+        sizes::read_json(&experiment_file(&root, MARIADB_PLANS_RESULTS))?;
+    std::fs::write(
+        out.join("index_plan_mariadb.md"),
+        sizes::mariadb_md(&maria, run.quick),
+    )?;
     println!("\nLesson 4: index sizes\n{sizes_md}");
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
@@ -244,7 +257,12 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
             }
         }
     }
-    for file in [OUTAGE_RESULTS, SIZES_RESULTS] {
+    for file in [
+        OUTAGE_RESULTS,
+        SIZES_RESULTS,
+        PLANS_RESULTS,
+        MARIADB_PLANS_RESULTS,
+    ] {
         let path = experiment_file(root, file);
         let written = std::fs::metadata(&path)
             .and_then(|m| m.modified())
