@@ -36,7 +36,7 @@ exercise-2:
 
 # Lesson 3's outage experiment (short; `--long` is the book's run). `just lesson-3 --serve` serves it.
 lesson-3 *args:
-    cargo run -q --release -p lesson-03-stale-fallback -- "$@"
+    cargo run -q -p lesson-03-stale-fallback -- "$@"
 
 # Serve lesson 3 on 127.0.0.1:${PORT:-3000} until Ctrl-C (CACHE_MODE=fallback|swr|cache-first).
 serve-3 *args:
@@ -48,7 +48,7 @@ exercise-3:
 
 # Lesson 4: each query before and after its index, with the plan (LAB_INDEX_ROWS, default 200000).
 lesson-4 *args:
-    cargo run -q --release -p lesson-04-indexing -- "$@"
+    cargo run -q -p lesson-04-indexing -- "$@"
 
 # Check your solution to exercise 4 (edit crates/exercise-04-indexing/src/starter.rs).
 exercise-4:

@@ -95,6 +95,9 @@ fn postgres(c: &mut criterion::Criterion) {
             });
         }
         g.finish();
+        if case.id == "covering" {
+            plans.extend(rt.block_on(heap_fetches(&pool, &case.steps[1].query)));
+        }
     }
 
     let mut g = c.benchmark_group("index_match_all");
@@ -125,6 +128,36 @@ fn postgres(c: &mut criterion::Criterion) {
     growth(c, &rt, &_pg.url(), &pool, rows);
     writes(c, &rt, &pool, rows, &mut sizes);
     write_sizes(&rt, &pool, rows, sizes);
+}
+
+/// Case 5's index-only scan after an UPDATE of the row it finds (the page
+/// is no longer all-visible: Heap Fetches), and after VACUUM.
+async fn heap_fetches(pool: &sqlx::PgPool, q: &search::Query) -> Vec<cases::Excerpt> {
+    sqlx::query("UPDATE users SET name = name WHERE email = $1")
+        .bind(&q.param)
+        .execute(pool)
+        .await
+        .expect("update");
+    let mut out = Vec::new();
+    for (label, vacuum) in [
+        ("covering index, after an UPDATE of that row", false),
+        ("covering index, after VACUUM users", true),
+    ] {
+        if vacuum {
+            sqlx::query("VACUUM users")
+                .execute(pool)
+                .await
+                .expect("vacuum");
+        }
+        out.push(cases::Excerpt {
+            case: "covering".into(),
+            label: label.into(),
+            plan: search::explain_text(pool, q.sql, &q.param)
+                .await
+                .expect("plan"),
+        });
+    }
+    out
 }
 
 /// Equality and the rare suffix, with and without their index, at growing

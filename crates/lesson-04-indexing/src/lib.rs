@@ -16,7 +16,7 @@
 //! 6. Cases 1–3 on MariaDB.
 //!
 //! ```text
-//! just lesson-4                    # or: cargo run --release -p lesson-04-indexing
+//! just lesson-4                    # or: cargo run -p lesson-04-indexing
 //! LAB_INDEX_ROWS=1000000 just lesson-4
 //! ```
 //!

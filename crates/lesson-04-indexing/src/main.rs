@@ -1,4 +1,4 @@
-//! `cargo run --release -p lesson-04-indexing`: see the crate docs in lib.rs.
+//! `cargo run -p lesson-04-indexing`: see the crate docs in lib.rs.
 
 use clap::Parser;
 use lesson_04_indexing::{Args, demo};
