@@ -59,6 +59,11 @@ fn postgres(c: &mut criterion::Criterion) {
             .expect("newsletter");
         (pg, pool)
     });
+    // The table as seeded, before any step adds a column or rows to it.
+    let table_bytes: i64 = rt
+        .block_on(sqlx::query_scalar("SELECT pg_relation_size('users')").fetch_one(&pool))
+        .expect("table size");
+    settle(&rt, &pool);
 
     let mut sizes = Vec::new();
     let mut plans = Vec::new();
@@ -70,6 +75,7 @@ fn postgres(c: &mut criterion::Criterion) {
                 .block_on(indexes::set(&pool, step.indexes))
                 .expect("indexes");
             sizes.extend(built);
+            settle(&rt, &pool);
             let found = rt.block_on(step.query.fetch(&pool)).expect("query");
             assert!(
                 !found.is_empty(),
@@ -127,7 +133,16 @@ fn postgres(c: &mut criterion::Criterion) {
     );
     growth(c, &rt, &_pg.url(), &pool, rows);
     writes(c, &rt, &pool, rows, &mut sizes);
-    write_sizes(&rt, &pool, rows, sizes);
+    write_sizes(rows, table_bytes, sizes);
+}
+
+/// Seeding a million rows, rewriting a table or building an index writes
+/// hundreds of MB of WAL, and PostgreSQL checkpoints when enough has piled
+/// up: in the middle of whatever runs next. A CHECKPOINT now writes it all
+/// out before the clock starts.
+fn settle(rt: &tokio::runtime::Runtime, pool: &sqlx::PgPool) {
+    rt.block_on(sqlx::query("CHECKPOINT").execute(pool))
+        .expect("CHECKPOINT");
 }
 
 /// Case 5's index-only scan after an UPDATE of the row it finds (the page
@@ -210,6 +225,7 @@ fn growth(
         ];
         for (name, query, wanted) in steps {
             rt.block_on(indexes::set(pool, wanted)).expect("indexes");
+            settle(rt, pool);
             g.bench_function(format!("{name}_{}", label(n)), |b| {
                 b.to_async(rt)
                     .iter(|| async { query.fetch(pool).await.expect("query") })
@@ -242,6 +258,7 @@ fn writes(
     ];
     for (name, wanted) in steps {
         sizes.extend(rt.block_on(indexes::set(pool, wanted)).expect("indexes"));
+        settle(rt, pool);
         g.bench_function(name, |b| {
             b.to_async(rt).iter(|| async {
                 let from = next.fetch_add(1000, Ordering::Relaxed);
@@ -258,15 +275,7 @@ fn writes(
 
 /// The size and build time of each index at the bench's size, for the
 /// chapter's "which fix would you pick" table.
-fn write_sizes(
-    rt: &tokio::runtime::Runtime,
-    pool: &sqlx::PgPool,
-    rows: i64,
-    built: Vec<indexes::Built>,
-) {
-    let table: i64 = rt
-        .block_on(sqlx::query_scalar("SELECT pg_relation_size('users')").fetch_one(pool))
-        .expect("table size");
+fn write_sizes(rows: i64, table: i64, built: Vec<indexes::Built>) {
     let mut seen = std::collections::HashSet::new();
     let indexes: Vec<serde_json::Value> = built
         .into_iter()
