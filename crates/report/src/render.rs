@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::criterion::Estimate;
 
@@ -498,13 +499,18 @@ pub fn chart_svg(
         format!("{}: median time per operation", spec.id)
     };
 
-    let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
+    // Many bars, or long names, don't fit side by side: turn the names
+    // vertical and make room for them under the axis.
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    let vertical = names.len() as u32 * (longest * 7 + 12) > 820;
+    let label_area = if vertical { longest * 7 + 16 } else { 36 };
+    let root = SVGBackend::new(path, (900, 364 + label_area)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(caption.as_str(), ("sans-serif", 20))
             .margin(12)
-            .x_label_area_size(36)
+            .x_label_area_size(label_area)
             .y_label_area_size(64)
             // `0..n-1` segmented gives exactly n bars (0..n would add an empty one).
             .build_cartesian_2d(
@@ -516,7 +522,8 @@ pub fn chart_svg(
             .disable_x_mesh()
             .light_line_style(WHITE)
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => {
+                // Vertical names are drawn below, by hand.
+                SegmentValue::CenterOf(i) if !vertical => {
                     names.get(*i).map(|s| s.to_string()).unwrap_or_default()
                 }
                 _ => String::new(),
@@ -535,6 +542,21 @@ pub fn chart_svg(
             })
             .label_style(("sans-serif", 13))
             .draw()?;
+        if vertical {
+            // The mesh centres every label on its tick, which puts a
+            // rotated one half inside the plot: anchor each at its start,
+            // just under the axis, so it hangs below.
+            let style = TextStyle::from(
+                ("sans-serif", 13)
+                    .into_font()
+                    .transform(FontTransform::Rotate90),
+            )
+            .pos(Pos::new(HPos::Left, VPos::Center));
+            for (i, name) in names.iter().enumerate() {
+                let (x, y) = chart.backend_coord(&(SegmentValue::CenterOf(i), y_lo));
+                root.draw(&Text::new(name.to_string(), (x, y + 8), style.clone()))?;
+            }
+        }
         let bar = RGBColor(0x3b, 0x6e, 0xa5);
         chart.draw_series(
             Histogram::vertical(&chart)
