@@ -54,6 +54,10 @@ lesson-4 *args:
 exercise-4:
     cargo test -q -p exercise-04-indexing --features starter
 
+# Lesson 5's config generator: `just lesson-5 tune --ram 16GB --cpus 8 --profile web --db postgres`.
+lesson-5 *args:
+    cargo run -q -p lesson-05-buffer-tuning -- "$@"
+
 # The whole test suite, against real servers (nextest when installed).
 test *args:
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi
