@@ -14,6 +14,7 @@
 
 use std::fmt::Write;
 
+pub mod experiments;
 pub mod mariadb;
 pub mod pg;
 pub mod size;
