@@ -79,9 +79,7 @@ async fn the_user_is_cached_under_user_id_with_the_ttl() {
     .expect("state");
 
     assert_eq!(get(&state, "/users/42").await.status, StatusCode::OK);
-    let mut c = redis::Client::open(redis.url())
-        .expect("url")
-        .get_multiplexed_async_connection()
+    let mut c = lab::testing::redis_conn(redis.url())
         .await
         .expect("connect");
     let key = prefix.key("user:42");

@@ -51,11 +51,7 @@ async fn setup(test: &str) -> Option<Setup> {
 }
 
 async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis")
+    lab::testing::redis_conn(url).await.expect("Redis")
 }
 
 async fn entry(s: &Setup, id: i64) -> Entry<User> {

@@ -120,3 +120,42 @@ impl CountingPostgres {
         Ok(calls)
     }
 }
+
+/// The shared PostgreSQL and Redis (or private ones, with
+/// `LAB_BACKEND=local`), with a schema of this test's own, seeded with
+/// users, and a Redis key prefix of its own.
+#[derive(Debug)]
+pub struct SharedServers {
+    // Fields drop in order: the schema and the keys are cleaned up while
+    // the servers (private ones, with LAB_BACKEND=local) still run.
+    pub schema: crate::isolate::PgSchema,
+    pub prefix: crate::isolate::RedisPrefix,
+    pub redis_url: String,
+    _pg: crate::Server,
+    _redis: crate::Server,
+}
+
+impl SharedServers {
+    /// Finds the servers, creates the schema and seeds `users` users.
+    pub async fn new(users: i64) -> anyhow::Result<SharedServers> {
+        let pg = crate::discover(crate::Kind::Postgres).await?;
+        let redis = crate::discover(crate::Kind::Redis).await?;
+        let schema = crate::isolate::PgSchema::create(pg.url()).await?;
+        crate::seed::ensure_users_pg(schema.pool(), users).await?;
+        let prefix = crate::isolate::RedisPrefix::new(redis.url());
+        Ok(SharedServers {
+            schema,
+            prefix,
+            redis_url: redis.url().to_string(),
+            _pg: pg,
+            _redis: redis,
+        })
+    }
+}
+
+/// A plain Redis connection, for a test to look at keys directly.
+pub async fn redis_conn(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    Ok(redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?)
+}

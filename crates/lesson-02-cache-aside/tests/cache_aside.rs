@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use lab::Kind;
-use lab::isolate::{PgSchema, RedisPrefix};
+use lab::isolate::RedisPrefix;
 use lab::spawn::{Instance, SpawnOptions};
-use lab::testing::{CountingPostgres, Reply, call};
+use lab::testing::{CountingPostgres, Reply, SharedServers, call};
 use lesson_02_cache_aside::metrics::{DB_QUERIES, HITS, MISSES, REDIS_ERRORS};
 use lesson_02_cache_aside::{AppState, Settings, router, state};
 
@@ -18,44 +18,21 @@ fn settings(prefix: &str) -> Settings {
 }
 
 /// A schema of this test's own, a key prefix of its own, shared servers.
-struct Shared {
-    // Fields drop in order: the schema and the keys are cleaned up while
-    // the servers (private ones, with LAB_BACKEND=local) still run.
-    schema: PgSchema,
-    prefix: RedisPrefix,
-    redis_url: String,
-    _pg: lab::Server,
-    _redis: lab::Server,
-}
+type Shared = SharedServers;
 
 async fn shared() -> Shared {
     lab::init_tracing();
-    let pg = lab::discover(Kind::Postgres).await.expect("PostgreSQL");
-    let redis = lab::discover(Kind::Redis).await.expect("Redis");
-    let schema = PgSchema::create(pg.url()).await.expect("schema");
-    lab::seed::ensure_users_pg(schema.pool(), USERS)
-        .await
-        .expect("seed");
-    let prefix = RedisPrefix::new(redis.url());
-    let redis_url = redis.url().to_string();
-    Shared {
-        _pg: pg,
-        _redis: redis,
-        schema,
-        prefix,
-        redis_url,
-    }
+    SharedServers::new(USERS).await.expect("shared servers")
 }
 
-impl Shared {
-    fn state(&self) -> AppState {
-        state(
-            self.schema.pool().clone(),
-            &self.redis_url,
-            settings(self.prefix.prefix()),
-        )
-        .expect("state")
-    }
+/// Lesson 2's state over the shared servers, under the test's key prefix.
+fn state_of(s: &Shared) -> AppState {
+    state(
+        s.schema.pool().clone(),
+        &s.redis_url,
+        settings(s.prefix.prefix()),
+    )
+    .expect("state")
 }
 
 async fn get(state: &AppState, uri: &str) -> Reply {
@@ -67,9 +44,7 @@ async fn put(state: &AppState, uri: &str, body: &str) -> Reply {
 }
 
 async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
+    lab::testing::redis_conn(url)
         .await
         .expect("Redis connection")
 }
@@ -77,7 +52,7 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
 #[tokio::test]
 async fn a_miss_then_a_hit_costs_one_database_query() {
     let s = shared().await;
-    let state = s.state();
+    let state = state_of(&s);
     let first = get(&state, "/users/5").await;
     assert_eq!(
         (first.status, first.header("x-cache")),
@@ -132,7 +107,7 @@ async fn postgres_confirms_one_query_for_a_miss_and_a_hit() {
 #[tokio::test]
 async fn the_key_is_user_id_with_a_ttl_of_at_most_60_s() {
     let s = shared().await;
-    let state = s.state();
+    let state = state_of(&s);
     assert_eq!(get(&state, "/users/7").await.status, StatusCode::OK);
     let mut c = redis_conn(&s.redis_url).await;
     let ttl: i64 = redis::cmd("TTL")
@@ -157,7 +132,7 @@ async fn the_key_is_user_id_with_a_ttl_of_at_most_60_s() {
 #[tokio::test]
 async fn a_put_deletes_the_key_and_the_next_read_sees_the_new_data() {
     let s = shared().await;
-    let state = s.state();
+    let state = state_of(&s);
     get(&state, "/users/11").await;
     assert_eq!(get(&state, "/users/11").await.header("x-cache"), "HIT");
 
@@ -185,7 +160,7 @@ async fn a_put_deletes_the_key_and_the_next_read_sees_the_new_data() {
 #[tokio::test]
 async fn bad_puts_are_400s_and_change_nothing() {
     let s = shared().await;
-    let state = s.state();
+    let state = state_of(&s);
     for (body, why) in [
         ("{not json", "malformed JSON"),
         (r#"{"name":"X"}"#, "a missing field"),
@@ -231,7 +206,7 @@ async fn bad_puts_are_400s_and_change_nothing() {
 #[tokio::test]
 async fn unknown_users_are_404s_and_are_not_cached() {
     let s = shared().await;
-    let state = s.state();
+    let state = state_of(&s);
     let r = get(&state, "/users/99999").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let mut c = redis_conn(&s.redis_url).await;
@@ -339,7 +314,7 @@ async fn the_expensive_summary_is_cached_too() {
     lab::seed::ensure_orders_pg(s.schema.pool(), 3_000, USERS)
         .await
         .expect("orders");
-    let state = s.state();
+    let state = state_of(&s);
     let first = get(&state, "/users/5/summary").await;
     assert_eq!(
         (first.status, first.header("x-cache")),

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::StatusCode;
 use lab::Kind;
-use lab::isolate::{PgSchema, RedisPrefix};
+use lab::isolate::RedisPrefix;
 use lab::spawn::{Instance, SpawnOptions, can_spawn};
-use lab::testing::{Reply, call};
+use lab::testing::{Reply, SharedServers, call, redis_conn};
 use lab::users::User;
 use lesson_03_stale_fallback::entry::Entry;
 use lesson_03_stale_fallback::{AppState, Mode, Settings, Stats, router, state};
@@ -40,11 +40,7 @@ async fn private_pg() -> (Instance, sqlx::PgPool) {
 /// Moves a cached entry's timestamp `by` into the past, as if it had been
 /// fetched that long ago.
 async fn backdate(redis_url: &str, key: &str, by: Duration) {
-    let mut c = redis::Client::open(redis_url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis");
+    let mut c = redis_conn(redis_url).await.expect("Redis");
     let json: String = redis::cmd("GET")
         .arg(key)
         .query_async(&mut c)
@@ -243,32 +239,8 @@ async fn a_dead_redis_costs_the_cache_and_both_dead_is_a_quick_503() {
 }
 
 /// Shared servers from here on: nothing is stopped.
-struct Shared {
-    // Fields drop in order: the schema and the keys are cleaned up while
-    // the servers (private ones, with LAB_BACKEND=local) still run.
-    schema: PgSchema,
-    prefix: RedisPrefix,
-    redis_url: String,
-    _pg: lab::Server,
-    _redis: lab::Server,
-}
-
-async fn shared() -> Shared {
-    let pg = lab::discover(Kind::Postgres).await.expect("PostgreSQL");
-    let redis = lab::discover(Kind::Redis).await.expect("Redis");
-    let schema = PgSchema::create(pg.url()).await.expect("schema");
-    lab::seed::ensure_users_pg(schema.pool(), USERS)
-        .await
-        .expect("seed");
-    let prefix = RedisPrefix::new(redis.url());
-    let redis_url = redis.url().to_string();
-    Shared {
-        _pg: pg,
-        _redis: redis,
-        schema,
-        prefix,
-        redis_url,
-    }
+async fn shared() -> SharedServers {
+    SharedServers::new(USERS).await.expect("shared servers")
 }
 
 async fn wait_idle(state: &AppState) {
@@ -371,11 +343,7 @@ async fn bad_ids_are_400s_unknown_ids_404s_and_an_entry_is_timestamped() {
 
     let before = SystemTime::now();
     assert_eq!(get(&state, "/users/4").await.status, StatusCode::OK);
-    let mut c = redis::Client::open(s.redis_url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis");
+    let mut c = redis_conn(&s.redis_url).await.expect("Redis");
     let json: String = redis::cmd("GET")
         .arg(&key)
         .query_async(&mut c)

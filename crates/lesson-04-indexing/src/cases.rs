@@ -158,15 +158,25 @@ pub fn cases(rows: i64) -> Vec<Case> {
 pub const MATCH_ALL: &str = "SELECT count(*) FROM newsletter WHERE email LIKE $1";
 pub const MATCH_ALL_PARAM: &str = "%@example.com";
 
-/// The same query with sequential scans switched off for one
-/// transaction, to make the planner use the index it rejected.
-pub async fn explain_match_all(pool: &PgPool, force_index: bool) -> anyhow::Result<PgPlan> {
+/// A transaction in which, when `force_index`, sequential scans are
+/// switched off, to make the planner use the index it rejected. Callers
+/// roll it back: the setting dies with it.
+async fn begin(
+    pool: &PgPool,
+    force_index: bool,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await?;
     if force_index {
         sqlx::query("SET LOCAL enable_seqscan = off")
             .execute(&mut *tx)
             .await?;
     }
+    Ok(tx)
+}
+
+/// Case 4's plan, with or without the index forced.
+pub async fn explain_match_all(pool: &PgPool, force_index: bool) -> anyhow::Result<PgPlan> {
+    let mut tx = begin(pool, force_index).await?;
     let json: serde_json::Value = sqlx::query_scalar(&format!(
         "EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) {MATCH_ALL}"
     ))
@@ -181,12 +191,7 @@ pub async fn explain_match_all(pool: &PgPool, force_index: bool) -> anyhow::Resu
 /// Runs case 4's query, with or without the index forced: what the bench
 /// times.
 pub async fn count_match_all(pool: &PgPool, force_index: bool) -> anyhow::Result<i64> {
-    let mut tx = pool.begin().await?;
-    if force_index {
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut tx = begin(pool, force_index).await?;
     let n: i64 = sqlx::query_scalar(MATCH_ALL)
         .bind(MATCH_ALL_PARAM)
         .fetch_one(&mut *tx)
@@ -197,12 +202,7 @@ pub async fn count_match_all(pool: &PgPool, force_index: bool) -> anyhow::Result
 
 /// Case 4's plan as text, with or without the index forced.
 pub async fn match_all_text(pool: &PgPool, force_index: bool) -> anyhow::Result<String> {
-    let mut tx = pool.begin().await?;
-    if force_index {
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut tx = begin(pool, force_index).await?;
     let text = search::explain_text(&mut *tx, MATCH_ALL, MATCH_ALL_PARAM).await?;
     tx.rollback().await?;
     Ok(text)

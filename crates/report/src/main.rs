@@ -55,6 +55,19 @@ struct Args {
 fn experiment_file(root: &Path, name: &str) -> PathBuf {
     target_dir(root).join("lab-experiments").join(name)
 }
+
+/// Reads what a non-criterion bench left in `target/lab-experiments/`.
+fn read_result<T: serde::de::DeserializeOwned>(root: &Path, name: &str) -> anyhow::Result<T> {
+    let path = experiment_file(root, name);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no results at {}: run `just report` without --reuse",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not what the bench writes", path.display()))
+}
 const OUTAGE_RESULTS: &str = lesson_03_stale_fallback::outage::RESULTS_FILE;
 /// Where the `indexing` bench leaves lesson 4's index sizes.
 const SIZES_RESULTS: &str = "index_sizes.json";
@@ -114,21 +127,19 @@ fn main() -> anyhow::Result<()> {
         )?;
         println!("\n{}\n{md}", spec.title);
     }
-    let outage = outage::read(&experiment_file(&root, OUTAGE_RESULTS))?;
+    let outage = read_result(&root, OUTAGE_RESULTS)?;
     std::fs::write(out.join("outage.md"), outage::table_md(&outage, run.quick))?;
     std::fs::write(out.join("outage.csv"), outage::csv(&outage, run.quick))?;
     outage::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
     println!("\nLesson 3: the outage experiment\n{}", outage.table_md());
-    let sizes = sizes::read(&experiment_file(&root, SIZES_RESULTS))?;
+    let sizes = read_result(&root, SIZES_RESULTS)?;
     let sizes_md = sizes::table_md(&sizes, run.quick);
     std::fs::write(out.join("index_sizes.md"), &sizes_md)?;
-    let plans: Vec<lesson_04_indexing::cases::Excerpt> =
-        sizes::read_json(&experiment_file(&root, PLANS_RESULTS))?;
+    let plans: Vec<lesson_04_indexing::cases::Excerpt> = read_result(&root, PLANS_RESULTS)?;
     for (name, md) in sizes::plans_md(&plans, run.quick) {
         std::fs::write(out.join(name), md)?;
     }
-    let maria: Vec<serde_json::Value> =
-        sizes::read_json(&experiment_file(&root, MARIADB_PLANS_RESULTS))?;
+    let maria: Vec<serde_json::Value> = read_result(&root, MARIADB_PLANS_RESULTS)?;
     std::fs::write(
         out.join("index_plan_mariadb.md"),
         sizes::mariadb_md(&maria, run.quick),

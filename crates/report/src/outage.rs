@@ -3,23 +3,10 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use lesson_03_stale_fallback::outage::{Report, VARIANTS};
 use plotters::prelude::*;
 
 use crate::render::QUICK_MARKER;
-
-/// Reads the report the `outage` bench target wrote.
-pub fn read(path: &Path) -> anyhow::Result<Report> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "no outage results at {}: run `just report` without --reuse",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an outage report", path.display()))
-}
 
 /// The chapter's tables, with how the run was set up.
 pub fn table_md(r: &Report, quick: bool) -> String {

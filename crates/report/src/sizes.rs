@@ -1,9 +1,7 @@
 //! Lesson 4's index sizes and build times → `index_sizes.md`.
 
 use std::fmt::Write;
-use std::path::Path;
 
-use anyhow::Context;
 use serde::Deserialize;
 
 use crate::render::QUICK_MARKER;
@@ -21,16 +19,6 @@ pub struct Built {
     pub name: String,
     pub bytes: i64,
     pub build_ms: f64,
-}
-
-pub fn read(path: &Path) -> anyhow::Result<Sizes> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "no index sizes at {}: run `just report` without --reuse",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not the sizes file", path.display()))
 }
 
 fn mib(bytes: i64) -> String {
@@ -127,18 +115,6 @@ pub fn mariadb_md(plans: &[serde_json::Value], quick: bool) -> String {
         );
     }
     md
-}
-
-/// Reads one of the bench's JSON files.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "no results at {}: run `just report` without --reuse",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not what the bench writes", path.display()))
 }
 
 #[cfg(test)]
