@@ -54,7 +54,7 @@ lesson-4 *args:
 exercise-4:
     cargo test -q -p exercise-04-indexing --features starter
 
-# Lesson 5's config generator: `just lesson-5 tune --ram 16GB --cpus 8 --profile web --db postgres`.
+# Lesson 5: every buffer experiment, small, on private servers (~20 s). Configs: `just lesson-5 tune --ram 16GB --cpus 8 --db postgres`.
 lesson-5 *args:
     cargo run -q -p lesson-05-buffer-tuning -- "$@"
 

@@ -268,6 +268,16 @@ impl Instance {
         cmd
     }
 
+    /// Changes a server setting for the next [`start`](Self::start): how an
+    /// experiment restarts one seeded data dir with another
+    /// `shared_buffers` instead of seeding a new server per setting.
+    pub fn set_setting(&mut self, key: &str, value: &str) {
+        match self.settings.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_string(),
+            None => self.settings.push((key.to_string(), value.to_string())),
+        }
+    }
+
     /// Starts the server (again) and waits until it answers.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         if self.is_running() {

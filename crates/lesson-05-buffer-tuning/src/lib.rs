@@ -7,7 +7,13 @@
 //! ([`mariadb`]). `configs/` holds the files for a 4GB and a 16GB machine,
 //! and a test fails when they drift from the generator.
 //!
+//! `just lesson-5` runs the experiments ([`experiments`]), small: each
+//! setting on a private PostgreSQL or MariaDB, with the counter or plan
+//! node that shows what the setting changed. `cargo bench --bench buffers`
+//! runs them at the book's sizes.
+//!
 //! ```text
+//! just lesson-5
 //! just lesson-5 tune --ram 16GB --cpus 8 --profile web --db postgres
 //! just lesson-5 tune --ram 4GB --cpus 2 --db mariadb --out my.cnf
 //! ```
@@ -160,8 +166,9 @@ impl TuneArgs {
     about = "Lesson 5: buffer tuning for PostgreSQL and MariaDB."
 )]
 pub struct Cli {
+    /// Without a command: run every experiment, small (`just lesson-5`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(clap::Subcommand, Debug)]

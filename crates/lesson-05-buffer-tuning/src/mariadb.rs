@@ -9,6 +9,7 @@ use crate::{Machine, Profile, Setting, Storage};
 /// `SELECT @@innodb_buffer_pool_size` shows exactly what the file says.
 pub const CHUNK: u64 = mb(128);
 
+// ANCHOR: buffer_pool
 /// The pool: 75% of RAM on a dedicated server (the middle of the usual
 /// 70–80%), 25% on a desktop; rounded *down* to whole chunks.
 pub fn buffer_pool(m: &Machine) -> u64 {
@@ -20,6 +21,7 @@ pub fn buffer_pool(m: &Machine) -> u64 {
     let target = m.ram * share / 100;
     (target / CHUNK).max(1) * CHUNK
 }
+// ANCHOR_END: buffer_pool
 
 pub fn settings(m: &Machine) -> Vec<Setting> {
     let pool = buffer_pool(m);

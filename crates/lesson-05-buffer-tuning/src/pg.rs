@@ -61,6 +61,10 @@ pub fn settings(m: &Machine) -> Vec<Setting> {
         };
         (m.cpus, per_gather, m.cpus.div_ceil(2).min(4))
     });
+    // ANCHOR: work_mem_formula
+    // Every connection (and every parallel worker) may run ~3 sort or hash
+    // nodes at once, each allowed work_mem: divide what shared_buffers
+    // leaves by that worst case, so a busy server cannot run out of RAM.
     let workers_for_work_mem = parallel.map_or(8, |(w, _, _)| u64::from(w));
     let work_mem_base = (ram_kb - shared_buffers) as f64
         / ((max_connections as u64 + workers_for_work_mem) * 3) as f64;
@@ -71,6 +75,7 @@ pub fn settings(m: &Machine) -> Vec<Setting> {
     }
     .floor() as u64;
     let work_mem = work_mem.max(4 * MB_KB);
+    // ANCHOR_END: work_mem_formula
 
     let mut s = vec![
         Setting::new(

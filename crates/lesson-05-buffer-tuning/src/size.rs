@@ -106,6 +106,18 @@ pub const fn mb(n: u64) -> u64 {
     n * MB
 }
 
+/// This machine's RAM (`MemTotal` in `/proc/meminfo`), for "25% of RAM".
+pub fn ram_bytes() -> anyhow::Result<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo")
+        .map_err(|e| anyhow::anyhow!("cannot read /proc/meminfo for the RAM size: {e}"))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb << 10)
+        .ok_or_else(|| anyhow::anyhow!("no MemTotal line in /proc/meminfo"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

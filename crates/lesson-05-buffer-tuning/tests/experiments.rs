@@ -137,7 +137,7 @@ async fn the_buffer_pool_resizes_online_and_a_larger_one_hits_more() {
     assert_eq!(
         mariadb::pool_size(&pool).await.expect("size"),
         256 << 20,
-        "{msg}"
+        "{msg:?}"
     );
     let large = mariadb::hit_ratio(&pool, &ids).await.expect("ratio");
     assert!(

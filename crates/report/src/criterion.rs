@@ -38,6 +38,18 @@ struct Interval {
 struct BenchmarkId {
     group_id: String,
     function_id: Option<String>,
+    value_str: Option<String>,
+}
+
+impl BenchmarkId {
+    /// `function`, `function/parameter` or `parameter`, as criterion shows it.
+    fn bench(self) -> String {
+        match (self.function_id, self.value_str) {
+            (Some(f), Some(v)) => format!("{f}/{v}"),
+            (Some(f), None) => f,
+            (None, v) => v.unwrap_or_default(),
+        }
+    }
 }
 
 /// Every bench of `group` that criterion has results for.
@@ -51,7 +63,7 @@ pub fn read_group(criterion_dir: &Path, group: &str) -> anyhow::Result<Vec<Estim
         let path = new_dir.join("estimates.json");
         let e: Estimates = read_json(&path)?;
         out.push(Estimate {
-            bench: id.function_id.unwrap_or_default(),
+            bench: id.bench(),
             median_ns: e.median.point_estimate,
             lower_ns: e.median.confidence_interval.lower_bound,
             upper_ns: e.median.confidence_interval.upper_bound,

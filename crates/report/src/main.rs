@@ -145,6 +145,21 @@ fn main() -> anyhow::Result<()> {
         sizes::mariadb_md(&maria, run.quick),
     )?;
     println!("\nLesson 4: index sizes\n{sizes_md}");
+    let buffers: lesson_05_buffer_tuning::experiments::Results =
+        read_result(&root, lesson_05_buffer_tuning::experiments::RESULTS_FILE)?;
+    for (name, md) in [
+        ("buffers_pg.md", buffers.shared_buffers_md(false)),
+        ("buffers_cold.md", buffers.cold_start_md()),
+        ("work_mem_plans.md", buffers.work_mem_md(false)),
+        ("innodb_pool.md", buffers.buffer_pool_md(false)),
+        ("query_cache_counters.md", buffers.query_cache_md(false)),
+    ] {
+        std::fs::write(out.join(name), render::mark_quick(&md, run.quick))?;
+    }
+    println!(
+        "\nLesson 5: what the servers reported\n{}",
+        buffers.shared_buffers_md(false)
+    );
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
     println!(
@@ -273,6 +288,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         SIZES_RESULTS,
         PLANS_RESULTS,
         MARIADB_PLANS_RESULTS,
+        lesson_05_buffer_tuning::experiments::RESULTS_FILE,
     ] {
         let path = experiment_file(root, file);
         let written = std::fs::metadata(&path)

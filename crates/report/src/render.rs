@@ -346,6 +346,149 @@ pub const GROUPS: &[GroupSpec] = &[
         ],
         checks: &[],
     },
+    GroupSpec {
+        id: "buffers_pg_read",
+        title: "Lesson 5: a random primary-key read, by shared_buffers (2M users, 205 MiB)",
+        floor: None,
+        benches: &[
+            row("read/128kB", "shared_buffers = 128kB (the minimum)", None),
+            row("read/16MB", "shared_buffers = 16MB", None),
+            row("read/128MB", "shared_buffers = 128MB (the default)", None),
+            row(
+                "read/25pct_ram",
+                "shared_buffers = 25% of RAM",
+                Some("read/128MB"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "buffers_pg_scan",
+        title: "Lesson 5: a full-scan aggregate over 2M users, by shared_buffers",
+        floor: None,
+        benches: &[
+            row("scan/128kB", "shared_buffers = 128kB (the minimum)", None),
+            row("scan/16MB", "shared_buffers = 16MB", None),
+            row("scan/128MB", "shared_buffers = 128MB (the default)", None),
+            row(
+                "scan/25pct_ram",
+                "shared_buffers = 25% of RAM",
+                Some("scan/128MB"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "work_mem",
+        title: "Lesson 5: ORDER BY and GROUP BY over 1M rows, by work_mem",
+        floor: None,
+        benches: &[
+            row("sort/64kB", "ORDER BY, work_mem = 64kB", None),
+            row("sort/4MB", "ORDER BY, work_mem = 4MB (the default)", None),
+            row("sort/32MB", "ORDER BY, work_mem = 32MB", Some("sort/4MB")),
+            row("sort/256MB", "ORDER BY, work_mem = 256MB", Some("sort/4MB")),
+            row("hash/64kB", "GROUP BY (hash), work_mem = 64kB", None),
+            row(
+                "hash/4MB",
+                "GROUP BY (hash), work_mem = 4MB (the default)",
+                None,
+            ),
+            row(
+                "hash/32MB",
+                "GROUP BY (hash), work_mem = 32MB",
+                Some("hash/4MB"),
+            ),
+            row(
+                "hash/256MB",
+                "GROUP BY (hash), work_mem = 256MB",
+                Some("hash/4MB"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "innodb_pool_read",
+        title: "Lesson 5: a random primary-key read in MariaDB, by innodb_buffer_pool_size (1M users)",
+        floor: None,
+        benches: &[
+            row("read/8M", "innodb_buffer_pool_size = 8M", None),
+            row(
+                "read/128M",
+                "128M (the default), resized online",
+                Some("read/8M"),
+            ),
+            row("read/1G", "1G, resized online", Some("read/8M")),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "query_cache_aggregate",
+        title: "Lesson 5: a repeated aggregate over 1M users in MariaDB, query cache off vs on",
+        floor: None,
+        benches: &[
+            row(
+                "repeat/off",
+                "the same aggregate again, query cache off",
+                None,
+            ),
+            row(
+                "repeat/on",
+                "the same aggregate again, query cache on (64M)",
+                Some("repeat/off"),
+            ),
+            row("after_write/off", "after an UPDATE of one row, off", None),
+            row(
+                "after_write/on",
+                "after an UPDATE of one row, on",
+                Some("after_write/off"),
+            ),
+        ],
+        checks: &[],
+    },
+    GroupSpec {
+        id: "query_cache_reads",
+        title: "Lesson 5: point reads in MariaDB, 4 readers at once, query cache off vs on",
+        floor: None,
+        benches: &[
+            row(
+                "hot_reads/off",
+                "reads of 1,000 hot users, query cache off",
+                None,
+            ),
+            row(
+                "hot_reads/on",
+                "reads only, query cache on (64M)",
+                Some("hot_reads/off"),
+            ),
+            row(
+                "hot_reads_with_writes/off",
+                "1,000 hot users, 500 UPDATEs/s meanwhile, off",
+                None,
+            ),
+            row(
+                "hot_reads_with_writes/on",
+                "1,000 hot users, 500 UPDATEs/s meanwhile, on",
+                Some("hot_reads_with_writes/off"),
+            ),
+            row("spread_reads/off", "reads of any of 1M users, off", None),
+            row(
+                "spread_reads/on",
+                "reads of any of 1M users, on",
+                Some("spread_reads/off"),
+            ),
+            row(
+                "spread_reads_with_writes/off",
+                "any of 1M users, 500 UPDATEs/s, off",
+                None,
+            ),
+            row(
+                "spread_reads_with_writes/on",
+                "any of 1M users, 500 UPDATEs/s, on",
+                Some("spread_reads_with_writes/off"),
+            ),
+        ],
+        checks: &[],
+    },
 ];
 
 /// The estimates of `spec`'s benches, in its order; an error names any
@@ -578,6 +721,22 @@ pub fn chart_svg(
         Ok(())
     };
     draw().map_err(|e| anyhow::anyhow!("Failed to draw {}: {e}", path.display()))
+}
+
+/// A table a lesson crate rendered, with the "generated" header (and the
+/// quick-run marker when it applies) that every generated file carries.
+pub fn mark_quick(md: &str, quick: bool) -> String {
+    let mut out = String::from(
+        "<!-- generated by `just report` from the buffers bench (target/lab-experiments/buffers.json); do not edit -->\n",
+    );
+    if quick {
+        let _ = writeln!(
+            out,
+            "<!-- {QUICK_MARKER} -->\n> **{QUICK_MARKER}**: not the book's figures.\n"
+        );
+    }
+    out.push_str(md);
+    out
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! the reports that need it (`SET work_mem = '256MB'`).
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -35,7 +36,7 @@ pub async fn prepare(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
 }
 
 /// What one sort did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sort {
     pub work_mem: String,
     /// `quicksort`, `top-N heapsort` or `external merge`.
@@ -47,7 +48,7 @@ pub struct Sort {
 }
 
 /// What one hash aggregate did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hash {
     pub work_mem: String,
     /// 1 when it fit; more when it spilled partitions to disk.
@@ -59,6 +60,9 @@ pub struct Hash {
 
 // ANCHOR: explain_under
 /// EXPLAIN ANALYZE `sql` with `work_mem` set for this transaction only.
+/// The server runs the query fully and throws the rows away, so the time
+/// is the sort's, not the network's; `TIMING OFF` skips the per-row clock
+/// reads that would otherwise inflate it.
 /// Parallel workers are off, so the plan has one sort (or hash) node and
 /// its numbers are the whole story; each worker would get its own
 /// `work_mem`, another reason the setting multiplies.
@@ -79,9 +83,10 @@ async fn explain_under(
     if !extra.is_empty() {
         sqlx::query(extra).execute(&mut *tx).await?;
     }
-    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}"))
-        .fetch_one(&mut *tx)
-        .await?;
+    let plan: Value =
+        sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"))
+            .fetch_one(&mut *tx)
+            .await?;
     tx.rollback().await?;
     Ok(plan)
 }
@@ -124,4 +129,35 @@ pub async fn hash(pool: &PgPool, work_mem: &str) -> anyhow::Result<Hash> {
         peak_kb: n["Peak Memory Usage"].as_u64().unwrap_or(0),
         ms: plan[0]["Execution Time"].as_f64().unwrap_or(0.0),
     })
+}
+
+/// One `work_mem` setting, as measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub sort: Sort,
+    pub hash: Hash,
+}
+
+pub async fn measure(pool: &PgPool, work_mem: &str) -> anyhow::Result<Point> {
+    Ok(Point {
+        sort: sort(pool, work_mem).await?,
+        hash: hash(pool, work_mem).await?,
+    })
+}
+
+/// A private PostgreSQL with `sortable` seeded. Private, because the
+/// experiment spills sorts to disk and sets `work_mem` as low as 64kB.
+pub async fn start_server(rows: i64) -> anyhow::Result<(lab::spawn::Instance, PgPool)> {
+    let pg =
+        lab::spawn::Instance::start_new(lab::Kind::Postgres, lab::spawn::SpawnOptions::plain())
+            .await
+            .context("the experiment spawns a private PostgreSQL; install the server package")?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(&pg.url())
+        .await
+        .context("connect to the private PostgreSQL")?;
+    prepare(&pool, rows).await?;
+    Ok((pg, pool))
 }
