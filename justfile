@@ -58,6 +58,10 @@ exercise-4:
 lesson-5 *args:
     cargo run -q -p lesson-05-buffer-tuning -- "$@"
 
+# Check your solution to exercise 5 (edit crates/exercise-05-work-mem/src/starter.rs).
+exercise-5:
+    cargo test -q -p exercise-05-work-mem --features starter
+
 # The whole test suite, against real servers (nextest when installed).
 test *args:
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi
