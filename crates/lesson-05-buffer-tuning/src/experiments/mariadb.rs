@@ -189,19 +189,25 @@ pub struct PoolPoint {
 
 /// Resizes to `bytes` (unless the pool is that size already) and measures.
 pub async fn measure_pool(
-    pool: &MySqlPool,
+    server: &Server,
     label: &str,
     bytes: u64,
     ids: &[i64],
 ) -> anyhow::Result<PoolPoint> {
+    let pool = &server.pool;
+    let log_from = std::fs::metadata(server.my.log_path()).map_or(0, |m| m.len());
     let t0 = Instant::now();
     let resized = pool_size(pool).await? != bytes;
-    let resize_status = if resized {
+    let mut resize_status = if resized {
         resize(pool, bytes).await?
     } else {
         Vec::new()
     };
     let resize_ms = t0.elapsed().as_secs_f64() * 1e3;
+    if resized && resize_status.is_empty() {
+        // Done before the first poll: the error log has the same story.
+        resize_status = resize_log(&server.my.log_path(), log_from);
+    }
     let hit_ratio = hit_ratio(pool, ids).await?;
     let read_us = read_ids(pool, ids).await?.as_secs_f64() * 1e6;
     Ok(PoolPoint {
@@ -213,6 +219,24 @@ pub async fn measure_pool(
         hit_ratio,
         read_us,
     })
+}
+
+/// InnoDB's notes about resizing, from byte `from` of the server log, with
+/// the timestamp and "[Note] InnoDB: " cut off.
+fn resize_log(path: &std::path::Path, from: u64) -> Vec<String> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+    text.lines()
+        // "innodb_buffer_pool_size=128m (8112 pages) resized from 8m (507
+        // pages)" in 10.11; "Resizing buffer pool from …" in older servers.
+        .filter(|l| l.contains("resized from") || l.contains("Resizing buffer pool"))
+        .map(|l| {
+            l.split_once("InnoDB: ")
+                .map_or(l, |(_, m)| m)
+                .trim_end_matches('.')
+                .to_string()
+        })
+        .collect()
 }
 
 // ANCHOR: query_cache
@@ -275,12 +299,15 @@ pub const HOT_USERS: u64 = 1_000;
 /// connection), each reading `per_reader` users among ids `1..=span` by
 /// primary key, as text, so the query cache may answer. With `span` =
 /// [`HOT_USERS`] the same queries come back often; with all users they
-/// almost never do. Returns the wall time for all of them.
+/// do not, as long as each call goes on `from` where the last one stopped
+/// (the sequence visits every id before it repeats). Returns the wall time
+/// for all of them.
 pub async fn reads(
     pool: &MySqlPool,
     readers: usize,
     per_reader: u64,
     span: u64,
+    from: u64,
 ) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -288,9 +315,11 @@ pub async fn reads(
         let pool = pool.clone();
         tasks.spawn(async move {
             for i in 0..per_reader {
+                // 7919 is prime and shares no factor with 10^k, so
+                // (n × 7919) mod span walks every id of a round span.
                 // Inlined, not bound: the query cache only sees text
                 // queries. `id` is an integer we made, never user input.
-                let id = 1 + (i * 7919 + r * 104_729) % span;
+                let id = 1 + ((from + i) * 7919 + r * 104_729) % span;
                 let sql = format!("SELECT id, email FROM users WHERE id = {id}");
                 sqlx::raw_sql(&sql).execute(&pool).await?;
             }
@@ -435,11 +464,11 @@ pub async fn measure_query_cache(
     // Point reads, of a hot set and of every user, without and with a
     // concurrent writer; the same queries in the same order on both servers.
     let per_reader = n / READERS as u64;
-    reads(pool, READERS, per_reader, HOT_USERS).await?;
-    for (workload, span, writing) in read_workloads(users) {
+    reads(pool, READERS, per_reader, HOT_USERS, 0).await?;
+    for (n, (workload, span, writing)) in read_workloads(users).into_iter().enumerate() {
         let before = Qcache::now(pool).await?;
         let writer = writing.then(|| Writer::start(pool, WRITE_EVERY));
-        let took = reads(pool, READERS, per_reader, span).await?;
+        let took = reads(pool, READERS, per_reader, span, n as u64 * per_reader).await?;
         let writes = match writer {
             Some(w) => w.stop().await?,
             None => 0,

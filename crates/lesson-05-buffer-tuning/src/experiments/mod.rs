@@ -165,7 +165,7 @@ impl Results {
             mib(self.my_table_bytes),
             self.sizes.reads
         );
-        out += "| innodb_buffer_pool_size | @@innodb_buffer_pool_size | online resize took | resize status | hit ratio |";
+        out += "| innodb_buffer_pool_size | @@innodb_buffer_pool_size | online resize took | what InnoDB reported | hit ratio |";
         out += if times { " read µs |\n" } else { "\n" };
         out += "|---|---:|---:|---|---:|";
         out += if times { "---:|\n" } else { "\n" };
@@ -262,7 +262,7 @@ pub async fn run(sizes: Sizes) -> anyhow::Result<Results> {
     let mut pool_points = Vec::new();
     for (label, bytes) in mariadb::POOL_SIZES {
         eprintln!("    innodb_buffer_pool_size = {label} (SET GLOBAL, online)");
-        pool_points.push(mariadb::measure_pool(&my.pool, label, bytes, &my_ids).await?);
+        pool_points.push(mariadb::measure_pool(&my, label, bytes, &my_ids).await?);
     }
     my.pool.close().await;
     drop(my);
