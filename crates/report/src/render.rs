@@ -348,7 +348,7 @@ pub const GROUPS: &[GroupSpec] = &[
     },
     GroupSpec {
         id: "buffers_pg_read",
-        title: "Lesson 5: a random primary-key read, by shared_buffers (2M users, 205 MiB)",
+        title: "Lesson 5: a random primary-key read, by shared_buffers (2M users, 203 MiB)",
         floor: None,
         benches: &[
             row("read/128kB", "shared_buffers = 128kB (the minimum)", None),
