@@ -333,10 +333,11 @@ pub async fn reads(
 }
 // ANCHOR_END: hot_reads
 
-/// A background writer: updates one hot user every `every`, until dropped.
+/// A background writer: updates one hot user every `every`, until
+/// [`stop`](Writer::stop)ped or dropped.
 #[derive(Debug)]
 pub struct Writer {
-    task: tokio::task::JoinHandle<anyhow::Result<u64>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<u64>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -362,13 +363,27 @@ impl Writer {
             }
             Ok(n)
         });
-        Writer { task, stop }
+        Writer {
+            task: Some(task),
+            stop,
+        }
     }
 
     /// Stops the writer and returns how many updates it made.
-    pub async fn stop(self) -> anyhow::Result<u64> {
+    pub async fn stop(mut self) -> anyhow::Result<u64> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.task.await?
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(0),
+        }
+    }
+}
+
+/// Dropping a `JoinHandle` does not stop its task: without this, a writer
+/// dropped on an error path would keep writing until the runtime ends.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -485,4 +500,26 @@ pub async fn measure_query_cache(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resize_notes_are_read_from_the_log_without_timestamps() {
+        let path = std::env::temp_dir().join(format!("lab-resize-log-{}", std::process::id()));
+        let log = "2026-11-26 14:28:26 0 [Note] InnoDB: Completed initialization of buffer pool\n\
+                   2026-11-26 14:28:26 5 [Note] InnoDB: Resizing hash tables\n\
+                   2026-11-26 14:28:26 5 [Note] InnoDB: innodb_buffer_pool_size=128m (8112 pages) resized from 8m (507 pages)\n\
+                   2026-11-26 14:28:27 5 [Note] InnoDB: Resizing buffer pool from 128M to 1024M (unit=2M).\n";
+        std::fs::write(&path, format!("earlier: resized from nothing\n{log}")).expect("write");
+        let from = "earlier: resized from nothing\n".len() as u64;
+        assert_eq!(
+            super::resize_log(&path, from),
+            [
+                "innodb_buffer_pool_size=128m (8112 pages) resized from 8m (507 pages)",
+                "Resizing buffer pool from 128M to 1024M (unit=2M)",
+            ]
+        );
+        let _ = std::fs::remove_file(&path);
+    }
 }
