@@ -154,7 +154,8 @@ fn main() -> anyhow::Result<()> {
         ("innodb_pool.md", buffers.buffer_pool_md(false)),
         ("query_cache_counters.md", buffers.query_cache_md(false)),
     ] {
-        std::fs::write(out.join(name), render::mark_quick(&md, run.quick))?;
+        let head = render::experiment_header("buffers", "buffers.json", "figures", run.quick);
+        std::fs::write(out.join(name), head + &md)?;
     }
     println!(
         "\nLesson 5: what the servers reported\n{}",
