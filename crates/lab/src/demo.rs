@@ -91,15 +91,13 @@ pub fn print_row(request: &str, a: &Answer, why: &str) {
         request,
         a.status,
         a.cache,
-        fmt_ms(a.took),
-        a.server.map(fmt_ms).unwrap_or_else(|| "-".into()),
+        crate::units::round_trip(a.took),
+        a.server
+            .map(crate::units::round_trip)
+            .unwrap_or_else(|| "-".into()),
         why,
         shorten(&a.body, 60)
     );
-}
-
-pub fn fmt_ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 pub fn shorten(s: &str, n: usize) -> String {

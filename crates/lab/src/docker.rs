@@ -8,7 +8,7 @@
 //! The tags match `docker-compose.yml`, so a container and `just services-up`
 //! run the same server versions.
 
-use crate::discover::Kind;
+use crate::kind::Kind;
 
 /// What the harness asks Docker for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub(crate) async fn start(kind: Kind) -> anyhow::Result<Container> {
     // The official images restart the server once after initialising it, so
     // the port can answer before the real server does: poll until it does.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while let Err(e) = crate::discover::ping(kind, &url).await {
+    while let Err(e) = crate::kind::ping(kind, &url).await {
         if std::time::Instant::now() > deadline {
             return Err(e.context("the container never answered"));
         }

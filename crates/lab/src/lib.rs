@@ -1,5 +1,6 @@
 //! The workshop's harness: everything a lesson needs that is not the lesson.
 //!
+//! - [`kind`] names the three servers, and pings them or asks their version.
 //! - [`discover`] finds a PostgreSQL, Redis or MariaDB server, in the order the
 //!   book's setup chapter describes: an env URL, the default local port, a
 //!   Docker container, then a private instance spawned from local binaries.
@@ -8,29 +9,36 @@
 //! - [`isolate`] gives each test its own schema, database or key prefix on a
 //!   shared server, and removes only what it created.
 //! - [`pin`] places the bench process and private servers on chosen CPUs.
+//! - [`results`] is where experiments leave their results for `just report`.
 //! - [`seed`] creates and fills the deterministic `users` table.
 //! - [`users`] is the one query every lesson serves, with the simulated
 //!   latency spent inside the database.
+//! - [`cache`] makes one Redis call under a deadline, a failure a miss.
 //! - [`cli`] is the flags every lesson shares, and provisioning its schema.
 //! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
+//! - [`units`] prints durations and byte sizes the same way everywhere.
 //! - [`testing`] sends requests through a router in the lessons' tests.
 //!
 //! Run `just doctor` to see what discovery would pick on your machine.
 
+pub mod cache;
 pub mod cli;
-pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod docker;
 pub mod http;
 pub mod isolate;
+pub mod kind;
 pub mod pin;
+pub mod results;
 pub mod seed;
 pub mod spawn;
 pub mod testing;
+pub mod units;
 pub mod users;
 
-pub use discover::{Backend, Kind, Origin, Server, discover, discover_with};
+pub use discover::{Backend, Origin, Server, discover, discover_with};
+pub use kind::Kind;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info` for the workshop's
 /// crates, `warn` for everything else). Calling it twice is harmless, so

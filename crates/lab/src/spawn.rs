@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use sqlx::Connection;
 use tempfile::TempDir;
 
-use crate::discover::{Kind, ping};
+use crate::kind::{Kind, ping};
 
 /// A folder that holds the server binaries, looked at before the usual places.
 pub const BIN_DIR_ENV: &str = "LAB_BIN_DIR";

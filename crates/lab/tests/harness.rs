@@ -1,8 +1,9 @@
 //! The harness against real servers: discovery, private instances (settings,
 //! stop and restart), seeding and isolation. Nothing here is timing-based.
 
-use lab::discover::{NotFound, Probe, ping};
+use lab::discover::{NotFound, Probe};
 use lab::isolate::{MyDatabase, PgSchema, RedisPrefix};
+use lab::kind::ping;
 use lab::seed::{RARE_DOMAIN, email_for, ensure_users_mysql, ensure_users_pg, rare_count};
 use lab::spawn::{Instance, SpawnOptions};
 use lab::{Backend, Kind, Origin};

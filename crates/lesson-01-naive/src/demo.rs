@@ -63,8 +63,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     if let [first, second] = reads[..] {
         println!(
             "\nBoth reads of user 123 paid the database's latency ({} and {}): the service keeps",
-            lab::demo::fmt_ms(first),
-            lab::demo::fmt_ms(second)
+            lab::units::round_trip(first),
+            lab::units::round_trip(second)
         );
         println!("nothing between requests. Lesson 2 puts Redis in front of it: `just lesson-2`.");
     }

@@ -647,8 +647,8 @@ impl Report {
                 r.ok_pct,
                 r.ok_warm_pct,
                 r.stale_pct,
-                fmt_ms(r.p50_ms),
-                fmt_ms(r.p99_ms)
+                lab::units::millis(r.p50_ms),
+                lab::units::millis(r.p99_ms)
             ));
         }
         md.push_str("\n| variant | fresh data again after PostgreSQL answers | p99 during the outage, breaker open | database calls during the outage |\n");
@@ -659,7 +659,7 @@ impl Report {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map_or("–".to_string(), |(_, p)| {
-                    p.map_or("never open".into(), fmt_ms)
+                    p.map_or("never open".into(), lab::units::millis)
                 });
             let calls = self
                 .outage_db_attempts
@@ -668,7 +668,7 @@ impl Report {
                 .map_or("–".to_string(), |(_, c)| c.to_string());
             md.push_str(&format!(
                 "| {name} | {} | {open} | {calls} |\n",
-                rec.map_or("not within the run".into(), fmt_ms)
+                rec.map_or("not within the run".into(), lab::units::millis)
             ));
         }
         md
@@ -690,7 +690,7 @@ impl Report {
             self.recovery_ms
                 .get(v)
                 .and_then(|(_, r)| *r)
-                .map_or("not within the run".to_string(), fmt_ms)
+                .map_or("not within the run".to_string(), lab::units::millis)
         };
         format!(
             "During the outage, requests for warm keys got a 2xx from {:.1}% (no cache), {:.1}% (cache-aside), \
@@ -704,7 +704,7 @@ impl Report {
             warm(3),
             open_p99.map_or(
                 "not measured (the breaker never opened)".to_string(),
-                fmt_ms
+                lab::units::millis
             ),
             if met { "met" } else { "not met" },
             recovery(0),
@@ -731,16 +731,6 @@ impl Report {
         self.phases
             .iter()
             .find(|r| r.variant == VARIANTS[variant] && r.phase == phase)
-    }
-}
-
-fn fmt_ms(ms: f64) -> String {
-    if ms >= 100.0 {
-        format!("{ms:.0} ms")
-    } else if ms >= 1.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.0} µs", ms * 1000.0)
     }
 }
 

@@ -23,7 +23,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                     "   (built {} in {:.1?}: {})",
                     b.name,
                     b.took,
-                    human_bytes(b.bytes)
+                    lab::units::kib_or_mib(b.bytes.max(0) as u64)
                 );
             }
             let plan = step.query.explain(&pool, true).await?;
@@ -110,13 +110,4 @@ async fn heap_fetches(pool: &sqlx::PgPool, email: &str) -> anyhow::Result<()> {
         after_vacuum.unwrap_or(0)
     );
     Ok(())
-}
-
-pub fn human_bytes(b: i64) -> String {
-    let b = b as f64;
-    if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / 1024.0 / 1024.0)
-    } else {
-        format!("{:.0} KiB", b / 1024.0)
-    }
 }

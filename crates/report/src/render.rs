@@ -507,19 +507,6 @@ pub fn select<'a>(spec: &GroupSpec, all: &'a [Estimate]) -> anyhow::Result<Vec<&
         .collect()
 }
 
-/// A duration in the unit that suits it.
-pub fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e9 {
-        format!("{:.2} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.1} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
-}
-
 fn fmt_ratio(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}×")
@@ -564,9 +551,9 @@ pub fn table_md(spec: &GroupSpec, rows: &[&Estimate], quick: bool) -> String {
             "| `{}` | {} | {} | {} – {} |",
             e.bench,
             row.what,
-            fmt_ns(e.median_ns),
-            fmt_ns(e.lower_ns),
-            fmt_ns(e.upper_ns)
+            lab::units::nanos(e.median_ns),
+            lab::units::nanos(e.lower_ns),
+            lab::units::nanos(e.upper_ns)
         );
         if let Some(f) = floor {
             let _ = write!(md, " {} |", fmt_ratio(e.median_ns / f));
@@ -595,7 +582,7 @@ pub fn table_md(spec: &GroupSpec, rows: &[&Estimate], quick: bool) -> String {
                 "\n`{}` takes {} the sum of {names} ({}).",
                 check.bench,
                 fmt_ratio(m / sum),
-                fmt_ns(sum)
+                lab::units::nanos(sum)
             );
         }
     }
@@ -673,7 +660,7 @@ pub fn chart_svg(
             })
             .y_label_formatter(&|v| {
                 if log {
-                    fmt_ns(10f64.powf(*v) * div)
+                    lab::units::nanos(10f64.powf(*v) * div)
                 } else {
                     format!("{v:.0}")
                 }
@@ -829,8 +816,8 @@ mod tests {
 
     #[test]
     fn durations_pick_their_unit() {
-        assert_eq!(fmt_ns(950.0), "950 ns");
-        assert_eq!(fmt_ns(113_110.0), "113.1 µs");
-        assert_eq!(fmt_ns(2_006_300_000.0), "2.01 s");
+        assert_eq!(lab::units::nanos(950.0), "950 ns");
+        assert_eq!(lab::units::nanos(113_110.0), "113.1 µs");
+        assert_eq!(lab::units::nanos(2_006_300_000.0), "2.01 s");
     }
 }

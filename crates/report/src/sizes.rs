@@ -21,17 +21,13 @@ pub struct Built {
     pub build_ms: f64,
 }
 
-fn mib(bytes: i64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1024.0 / 1024.0)
-}
-
 pub fn table_md(s: &Sizes, quick: bool) -> String {
     let mut md = experiment_header("indexing", "index_sizes.json", "figures", quick);
     let _ = writeln!(
         md,
         "`users` at {} rows: the table itself is {}.\n\n| index | size | of the table | build time |\n| --- | ---: | ---: | ---: |",
         s.rows,
-        mib(s.table_bytes)
+        lab::units::mib(s.table_bytes.max(0) as u64, 1)
     );
     for index in lesson_04_indexing::indexes::ALL {
         if let Some(b) = s.indexes.iter().find(|b| b.name == index.name) {
@@ -40,7 +36,7 @@ pub fn table_md(s: &Sizes, quick: bool) -> String {
                 "| {} (`{}`) | {} | {:.0}% | {:.2} s |",
                 index.label,
                 b.name,
-                mib(b.bytes),
+                lab::units::mib(b.bytes.max(0) as u64, 1),
                 100.0 * b.bytes as f64 / s.table_bytes.max(1) as f64,
                 b.build_ms / 1000.0
             );

@@ -8,7 +8,8 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use lab::discover::{Probe, docker_reachable, ping, redact, server_version};
+use lab::discover::{Probe, docker_reachable, redact};
+use lab::kind::{ping, server_version};
 use lab::spawn::{Binaries, SpawnOptions};
 use lab::{Backend, Kind};
 

@@ -65,10 +65,6 @@ pub struct Results {
     pub query_cache: Vec<mariadb::QcPoint>,
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
-}
-
 /// The tables, in Markdown. With `times`, each row also has the demo's own
 /// timing; the book leaves them out and shows criterion's instead.
 impl Results {
@@ -76,8 +72,8 @@ impl Results {
         let mut out = format!(
             "`users`: {} rows, table {} + primary key {}; {} random primary-key reads per pass.\n\n",
             self.sizes.pg_users,
-            mib(self.pg_table_bytes),
-            mib(self.pg_index_bytes),
+            lab::units::mib(self.pg_table_bytes, 0),
+            lab::units::mib(self.pg_index_bytes, 0),
             self.sizes.reads
         );
         out += "| shared_buffers | SHOW shared_buffers | random reads: hit ratio | full scan: shared hit | full scan: read |";
@@ -162,7 +158,7 @@ impl Results {
         let mut out = format!(
             "`users`: {} rows, {} of InnoDB data and indexes; {} random primary-key reads per pass.\n\n",
             self.sizes.my_users,
-            mib(self.my_table_bytes),
+            lab::units::mib(self.my_table_bytes, 0),
             self.sizes.reads
         );
         out += "| innodb_buffer_pool_size | @@innodb_buffer_pool_size | online resize took | what InnoDB reported | hit ratio |";
