@@ -8,6 +8,7 @@
 //!   restarts them on the same port and data dir (later lessons' outages).
 //! - [`isolate`] gives each test its own schema, database or key prefix on a
 //!   shared server, and removes only what it created.
+//! - [`metrics`] is a Prometheus registry per service, for `GET /metrics`.
 //! - [`pin`] places the bench process and private servers on chosen CPUs.
 //! - [`results`] is where experiments leave their results for `just report`.
 //! - [`seed`] creates and fills the deterministic `users` table.
@@ -29,6 +30,7 @@ pub mod docker;
 pub mod http;
 pub mod isolate;
 pub mod kind;
+pub mod metrics;
 pub mod pin;
 pub mod results;
 pub mod seed;

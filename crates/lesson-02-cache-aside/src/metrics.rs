@@ -1,21 +1,15 @@
 //! `GET /metrics`: hits, misses, database queries and Redis errors, plus a
 //! latency histogram, in Prometheus's text format.
 //!
-//! The counting goes through the `metrics` facade and the text comes from
-//! `metrics-exporter-prometheus`, so nothing here formats Prometheus by hand.
-//! Each `Metrics` has a recorder of its own rather than the process-global
-//! one, so two services in one process (the tests run many) never add up
-//! each other's counts.
+//! The series are named here; the registry behind them (one per service, so
+//! tests that run many services in one process never mix their counts) is
+//! `lab::metrics::Registry`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use axum::response::Response;
+use lab::metrics::Registry;
 
 use crate::AppState;
 
@@ -31,84 +25,54 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Clone)]
-pub struct Metrics {
-    recorder: Arc<PrometheusRecorder>,
-    handle: PrometheusHandle,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
-    }
-}
+/// The service's counters, by what they mean.
+#[derive(Clone, Debug)]
+pub struct Metrics(Registry);
 
 impl Metrics {
     pub fn new() -> anyhow::Result<Metrics> {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(LATENCY.into()), BUCKETS)?
-            .build_recorder();
-        let handle = recorder.handle();
-        let m = Metrics {
-            recorder: Arc::new(recorder),
-            handle,
-        };
-        // Register every series at zero, so a dashboard sees them from the start.
-        m.with(|| {
-            for name in [HITS, MISSES, DB_QUERIES, REDIS_ERRORS] {
-                metrics::counter!(name).absolute(0);
-            }
-        });
-        Ok(m)
-    }
-
-    fn with(&self, f: impl FnOnce()) {
-        metrics::with_local_recorder(self.recorder.as_ref(), f);
+        Ok(Metrics(Registry::new(
+            &[HITS, MISSES, DB_QUERIES, REDIS_ERRORS],
+            &[(LATENCY, BUCKETS)],
+        )?))
     }
 
     pub fn hit(&self, took: Duration) {
-        self.with(|| {
+        self.0.record(|| {
             metrics::counter!(HITS).increment(1);
             metrics::histogram!(LATENCY, "cache" => "hit").record(took.as_secs_f64());
         });
     }
 
     pub fn miss(&self, took: Duration) {
-        self.with(|| {
+        self.0.record(|| {
             metrics::counter!(MISSES).increment(1);
             metrics::histogram!(LATENCY, "cache" => "miss").record(took.as_secs_f64());
         });
     }
 
     pub fn db_query(&self) {
-        self.with(|| metrics::counter!(DB_QUERIES).increment(1));
+        self.0.bump(DB_QUERIES);
     }
 
     pub fn redis_error(&self) {
-        self.with(|| metrics::counter!(REDIS_ERRORS).increment(1));
+        self.0.bump(REDIS_ERRORS);
+    }
+
+    /// One counter's value, as a Prometheus scrape would see it.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.0.value(name)
     }
 
     /// The Prometheus text.
     pub fn render(&self) -> String {
-        self.handle.render()
-    }
-
-    /// One counter's value, read back from the rendered text: the same
-    /// number a Prometheus scrape would see.
-    pub fn counter(&self, name: &str) -> u64 {
-        self.render()
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0)
+        self.0.render()
     }
 }
 
 /// `GET /metrics`
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+pub async fn render(State(state): State<AppState>) -> Response {
+    state.metrics.0.response()
 }
 
 #[cfg(test)]
@@ -116,21 +80,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_are_per_service_and_prometheus_shaped() {
-        let a = Metrics::new().expect("metrics");
-        let b = Metrics::new().expect("metrics");
-        a.db_query();
-        a.db_query();
-        a.hit(Duration::from_micros(300));
-        assert_eq!(a.counter(DB_QUERIES), 2);
-        assert_eq!(a.counter(HITS), 1);
-        assert_eq!(
-            b.counter(DB_QUERIES),
-            0,
-            "another service's counts stay its own"
-        );
-        let text = a.render();
-        assert!(text.contains("# TYPE cache_hits_total counter"), "{text}");
+    fn the_histogram_separates_hits_from_misses() {
+        let m = Metrics::new().expect("metrics");
+        m.db_query();
+        m.hit(Duration::from_micros(300));
+        assert_eq!(m.counter(DB_QUERIES), 1);
+        assert_eq!(m.counter(HITS), 1);
+        let text = m.render();
         assert!(
             text.contains("get_user_duration_seconds_bucket{cache=\"hit\",le=\"0.0005\"} 1"),
             "{text}"
