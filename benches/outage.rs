@@ -7,7 +7,8 @@
 //! to `target/lab-experiments/outage.json`, where `just report` reads them.
 //! `LAB_QUICK=1` runs the short version (about 20 s instead of a minute).
 
-use lesson_03_stale_fallback::outage::{Plan, RESULTS_FILE, run};
+use lab::results::Results;
+use lesson_03_stale_fallback::experiment::{Plan, run};
 
 fn main() {
     // `cargo bench <filter>` passes the filter on to every bench target;
@@ -29,15 +30,10 @@ fn main() {
         "outage: the lesson 3 experiment ({:?} of load)",
         plan.before + plan.outage + plan.after
     );
-    let report = match rt.block_on(run(&plan, true)) {
+    let results = match rt.block_on(run(&plan, true)) {
         Ok(r) => r,
         Err(e) => panic!("the outage experiment failed: {e:#}"),
     };
-    let dir = benches::experiments_dir();
-    let path = dir.join(RESULTS_FILE);
-    let json = serde_json::to_string_pretty(&report).expect("the report serialises");
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        panic!("cannot write {}: {e}", path.display());
-    }
-    println!("\n{}\nwrote {}", report.table_md(), path.display());
+    let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
+    println!("\n{}\nwrote {}", results.table_md(), path.display());
 }

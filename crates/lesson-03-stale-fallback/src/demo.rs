@@ -3,10 +3,10 @@
 //! It always runs on a private PostgreSQL and Redis, because it stops
 //! PostgreSQL, and a demo must never stop a server someone else uses.
 
-use crate::Args;
-use crate::outage::{Plan, VARIANTS, run};
+use crate::cli::Args;
+use crate::experiment::{self, Plan, VARIANTS};
 
-pub async fn run_demo(args: &Args) -> anyhow::Result<()> {
+pub async fn run(args: &Args) -> anyhow::Result<()> {
     let plan = if args.long {
         Plan::long()
     } else {
@@ -33,13 +33,13 @@ pub async fn run_demo(args: &Args) -> anyhow::Result<()> {
             " (`just lesson-3 --long` runs the book's minute)"
         }
     );
-    let report = run(&plan, true).await?;
-    println!("\n{}", report.table_md());
+    let results = experiment::run(&plan, true).await?;
+    println!("\n{}", results.table_md());
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
         println!("wrote {}", path.display());
     }
-    let during = |v| report.row(v, "during").map_or(0.0, |r| r.ok_warm_pct);
+    let during = |v| results.row(v, "during").map_or(0.0, |r| r.ok_warm_pct);
     println!(
         "During the outage, requests for warm keys answered: {} {:.0}%, {} {:.0}%, {} {:.0}%, {} {:.0}%.",
         VARIANTS[0],

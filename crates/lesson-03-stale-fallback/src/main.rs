@@ -1,7 +1,8 @@
 //! `cargo run -p lesson-03-stale-fallback [-- --serve | --long]`: see the crate docs in lib.rs.
 
 use clap::Parser;
-use lesson_03_stale_fallback::{Args, demo, router, state};
+use lesson_03_stale_fallback::cli::Args;
+use lesson_03_stale_fallback::{demo, router, state};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,6 +23,6 @@ async fn main() -> anyhow::Result<()> {
         let state = state(pool, redis.url(), settings)?;
         lab::http::serve_until_ctrl_c(router(state), args.common.port).await
     } else {
-        demo::run_demo(&args).await
+        demo::run(&args).await
     }
 }

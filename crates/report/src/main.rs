@@ -29,7 +29,9 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use clap::Parser;
 use lab::Kind;
+use lab::results::Results as _;
 use lab::spawn::{Binaries, SpawnOptions};
+use lesson_03_stale_fallback::experiment::OutageResults;
 
 use crate::render::GROUPS;
 use crate::stamp::RunInfo;
@@ -68,7 +70,6 @@ fn read_result<T: serde::de::DeserializeOwned>(root: &Path, name: &str) -> anyho
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not what the bench writes", path.display()))
 }
-const OUTAGE_RESULTS: &str = lesson_03_stale_fallback::outage::RESULTS_FILE;
 /// Where the `indexing` bench leaves lesson 4's index sizes.
 const SIZES_RESULTS: &str = "index_sizes.json";
 const PLANS_RESULTS: &str = "index_plans.json";
@@ -127,7 +128,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         println!("\n{}\n{md}", spec.title);
     }
-    let outage = read_result(&root, OUTAGE_RESULTS)?;
+    let outage = OutageResults::read()?;
     std::fs::write(out.join("outage.md"), outage::table_md(&outage, run.quick))?;
     std::fs::write(out.join("outage.csv"), outage::csv(&outage, run.quick))?;
     outage::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
@@ -285,7 +286,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         }
     }
     for file in [
-        OUTAGE_RESULTS,
+        OutageResults::FILE,
         SIZES_RESULTS,
         PLANS_RESULTS,
         MARIADB_PLANS_RESULTS,

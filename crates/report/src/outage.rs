@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use lesson_03_stale_fallback::outage::{Report, VARIANTS};
+use lesson_03_stale_fallback::experiment::{OutageResults as Report, VARIANTS};
 use plotters::prelude::*;
 
 use crate::render::QUICK_MARKER;
@@ -146,7 +146,7 @@ pub fn chart_svg(r: &Report, path: &Path, quick: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lesson_03_stale_fallback::outage::{Bucket, Plan};
+    use lesson_03_stale_fallback::experiment::{Bucket, Plan};
 
     fn report() -> Report {
         let mut timeline = Vec::new();

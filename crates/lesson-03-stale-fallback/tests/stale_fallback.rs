@@ -1,5 +1,5 @@
-//! Lesson 3 against real servers, with real outages: these tests stop a
-//! private PostgreSQL or Redis mid-test. No assertion depends on timing
+//! Lesson 3's handler against real servers, with real outages: these tests
+//! stop a private PostgreSQL or Redis mid-test. No assertion depends on timing
 //! except "nothing hangs", whose bound is many times the slack.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +11,10 @@ use lab::spawn::{Instance, SpawnOptions, can_spawn};
 use lab::testing::{Reply, SharedServers, call, redis_conn};
 use lab::users::User;
 use lesson_03_stale_fallback::entry::Entry;
-use lesson_03_stale_fallback::{AppState, Mode, Settings, Stats, router, state};
+use lesson_03_stale_fallback::metrics::{
+    BACKGROUND_REFRESHES, BREAKER_REFUSED, DB_ATTEMPTS, REDIS_ERRORS, STALE,
+};
+use lesson_03_stale_fallback::{AppState, Mode, Settings, router, state};
 
 const USERS: i64 = 200;
 
@@ -56,10 +59,6 @@ async fn backdate(redis_url: &str, key: &str, by: Duration) {
         .expect("SET");
 }
 
-fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
-    Stats::get(c)
-}
-
 #[tokio::test]
 async fn with_postgres_down_a_stale_copy_is_served_with_its_age_and_a_cold_key_is_a_503() {
     if !can_spawn(Kind::Postgres, "stale copy with postgres down") {
@@ -102,7 +101,7 @@ async fn with_postgres_down_a_stale_copy_is_served_with_its_age_and_a_cold_key_i
     assert!(cold.json()["error"].is_string(), "{}", cold.body);
     let retry: u64 = cold.header("retry-after").parse().expect("Retry-After");
     assert!(retry >= 1);
-    assert_eq!(counter(&state.stats.stale), 1);
+    assert_eq!(state.metrics.counter(STALE), 1);
 }
 
 #[tokio::test]
@@ -126,7 +125,7 @@ async fn after_k_failures_the_breaker_stops_calling_the_database() {
             StatusCode::OK
         );
     }
-    let attempts_before = counter(&state.stats.db_attempts);
+    let attempts_before = state.metrics.counter(DB_ATTEMPTS);
 
     pg.stop().await.expect("stop PostgreSQL");
     for id in 1..=10 {
@@ -139,11 +138,16 @@ async fn after_k_failures_the_breaker_stops_calling_the_database() {
         );
     }
     assert_eq!(
-        counter(&state.stats.db_attempts) - attempts_before,
+        state.metrics.counter(DB_ATTEMPTS) - attempts_before,
         k,
         "only the first K requests may try the database"
     );
-    assert_eq!(counter(&state.stats.breaker_refused), 10 - k);
+    assert_eq!(state.metrics.counter(BREAKER_REFUSED), 10 - k);
+    let scrape = get(&state, "/metrics").await.body;
+    assert!(
+        scrape.contains("breaker_open 1"),
+        "the gauge shows the open breaker: {scrape}"
+    );
 
     // With the breaker open, a key with no copy is refused at once.
     let t0 = Instant::now();
@@ -222,7 +226,7 @@ async fn a_dead_redis_costs_the_cache_and_both_dead_is_a_quick_503() {
         "served from the database: {}",
         r.body
     );
-    assert!(counter(&state.stats.redis_errors) > 0);
+    assert!(state.metrics.counter(REDIS_ERRORS) > 0);
 
     pg.stop().await.expect("stop PostgreSQL");
     let t0 = Instant::now();
@@ -264,7 +268,7 @@ async fn stale_while_revalidate_refreshes_a_hot_stale_key_exactly_once() {
     settings.latency = Duration::from_millis(300);
     let state = state(s.schema.pool().clone(), &s.redis_url, settings).expect("state");
     assert_eq!(get(&state, "/users/9").await.header("x-cache"), "MISS");
-    assert_eq!(Stats::get(&state.stats.db_attempts), 1);
+    assert_eq!(state.metrics.counter(DB_ATTEMPTS), 1);
 
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..50 {
@@ -280,9 +284,9 @@ async fn stale_while_revalidate_refreshes_a_hot_stale_key_exactly_once() {
         );
     }
     wait_idle(&state).await;
-    assert_eq!(Stats::get(&state.stats.background_refreshes), 1);
+    assert_eq!(state.metrics.counter(BACKGROUND_REFRESHES), 1);
     assert_eq!(
-        Stats::get(&state.stats.db_attempts),
+        state.metrics.counter(DB_ATTEMPTS),
         2,
         "one miss and one refresh"
     );
@@ -319,7 +323,7 @@ async fn cache_first_answers_from_the_cache_only_and_loads_misses_in_the_backgro
     let r = get(&state, "/users/99999").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     assert_eq!(
-        Stats::get(&state.stats.db_attempts),
+        state.metrics.counter(DB_ATTEMPTS),
         2,
         "the cached 404 cost no query"
     );

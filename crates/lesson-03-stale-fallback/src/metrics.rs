@@ -1,0 +1,124 @@
+//! `GET /metrics`: what the service counts (hits, misses, stale answers,
+//! database calls made and refused, background refreshes, 503s, Redis
+//! errors) and whether the breaker is open, in Prometheus's text format.
+//!
+//! The series are named here; the registry behind them (one per service, so
+//! the tests and the outage experiment, which run several services in one
+//! process, never mix their counts) is `lab::metrics::Registry`. The tests
+//! and the experiment read a count back with [`Metrics::counter`], the same
+//! number a scrape sees.
+
+use axum::extract::State;
+use axum::response::Response;
+use lab::metrics::Registry;
+
+use crate::AppState;
+use crate::breaker::Status;
+
+pub const HITS: &str = "cache_hits_total";
+pub const MISSES: &str = "cache_misses_total";
+pub const STALE: &str = "cache_stale_total";
+/// Calls actually made to the database.
+pub const DB_ATTEMPTS: &str = "db_attempts_total";
+pub const DB_FAILURES: &str = "db_failures_total";
+/// Calls the open breaker did not make.
+pub const BREAKER_REFUSED: &str = "breaker_refused_total";
+pub const BACKGROUND_REFRESHES: &str = "background_refreshes_total";
+pub const UNAVAILABLE: &str = "unavailable_total";
+pub const REDIS_ERRORS: &str = "redis_errors_total";
+/// 1 while the breaker is open or probing, 0 when closed.
+pub const BREAKER_OPEN: &str = "breaker_open";
+
+/// The service's counters, by what they mean.
+#[derive(Clone, Debug)]
+pub struct Metrics(Registry);
+
+impl Metrics {
+    pub fn new() -> anyhow::Result<Metrics> {
+        Ok(Metrics(Registry::new(
+            &[
+                HITS,
+                MISSES,
+                STALE,
+                DB_ATTEMPTS,
+                DB_FAILURES,
+                BREAKER_REFUSED,
+                BACKGROUND_REFRESHES,
+                UNAVAILABLE,
+                REDIS_ERRORS,
+            ],
+            &[],
+        )?))
+    }
+
+    /// A fresh copy served from the cache.
+    pub fn hit(&self) {
+        self.0.bump(HITS);
+    }
+
+    /// An answer the database gave.
+    pub fn miss(&self) {
+        self.0.bump(MISSES);
+    }
+
+    /// A stale copy served.
+    pub fn stale(&self) {
+        self.0.bump(STALE);
+    }
+
+    pub fn db_attempt(&self) {
+        self.0.bump(DB_ATTEMPTS);
+    }
+
+    pub fn db_failure(&self) {
+        self.0.bump(DB_FAILURES);
+    }
+
+    pub fn breaker_refused(&self) {
+        self.0.bump(BREAKER_REFUSED);
+    }
+
+    pub fn background_refresh(&self) {
+        self.0.bump(BACKGROUND_REFRESHES);
+    }
+
+    /// A 503: no usable copy and no database.
+    pub fn unavailable(&self) {
+        self.0.bump(UNAVAILABLE);
+    }
+
+    pub fn redis_error(&self) {
+        self.0.bump(REDIS_ERRORS);
+    }
+
+    /// One series' value, as a Prometheus scrape would see it.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.0.value(name)
+    }
+}
+
+/// `GET /metrics`. The breaker's gauge is set from its state at each
+/// scrape, not when it changes: the breaker opens and closes inside
+/// `Breaker`, which knows nothing of metrics, and a scrape must never
+/// report a state that has since changed.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let open = state.breaker.status() != Status::Closed;
+    state.metrics.0.set(BREAKER_OPEN, f64::from(u8::from(open)));
+    state.metrics.0.response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_there_from_the_start_and_counts_once() {
+        let m = Metrics::new().expect("metrics");
+        m.stale();
+        m.stale();
+        m.db_attempt();
+        assert_eq!(m.counter(STALE), 2);
+        assert_eq!(m.counter(DB_ATTEMPTS), 1);
+        assert_eq!(m.counter(BREAKER_REFUSED), 0, "registered at zero");
+    }
+}
