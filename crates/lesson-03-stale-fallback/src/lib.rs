@@ -30,9 +30,8 @@
 //!
 //! # Layout
 //!
-//! - This file is the pattern: the [`Settings`], the [`AppState`], the
-//!   handler [`get_user`], the database read behind it, and the two cache
-//!   calls. The book's chapter walks through it.
+//! - This file is the pattern: [`Settings`], [`AppState`], the handler
+//!   [`get_user`], the database read behind it and the two cache calls.
 //! - [`entry`]: what is stored in Redis, a user with the time it was
 //!   fetched, and whether that copy is fresh or stale.
 //! - [`breaker`]: the circuit breaker, closed, open or half-open.
@@ -42,8 +41,8 @@
 //! - [`metrics`]: `GET /metrics`, the counters and the breaker's gauge.
 //! - [`cli`]: the command line, each knob as a flag or an env var.
 //! - [`demo`]: `just lesson-3`, the outage experiment with a live ticker.
-//! - [`experiment`]: the outage experiment: four services, one real
-//!   PostgreSQL outage; its load generator and its summary.
+//! - [`experiment`]: the outage experiment (four services, one real
+//!   PostgreSQL outage), its load generator and its summary.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -138,31 +137,31 @@ pub async fn get_user(
 
     match (s.mode, cached) {
         (_, Some(entry)) if fresh(&entry) => {
-            state.metrics.hit();
+            state.metrics.bump(metrics::HITS);
             respond(id, entry, "HIT")
         }
         // Stale, and the request may wait for the database.
         (Mode::Fallback, Some(stale)) => match load(&state, id).await {
             Ok(entry) => {
-                state.metrics.miss();
+                state.metrics.bump(metrics::MISSES);
                 respond(id, entry, "MISS")
             }
             Err(why) => {
                 tracing::warn!("serving a stale copy of user {id}: {why}");
-                state.metrics.stale();
+                state.metrics.bump(metrics::STALE);
                 respond(id, stale, "STALE")
             }
         },
         // Stale, and the request does not wait: refresh behind its back.
         (Mode::Swr | Mode::CacheFirst, Some(stale)) => {
             refresh_in_background(&state, id);
-            state.metrics.stale();
+            state.metrics.bump(metrics::STALE);
             respond(id, stale, "STALE")
         }
         // Nothing cached, and cache-first never waits for the database.
         (Mode::CacheFirst, None) => {
             refresh_in_background(&state, id);
-            state.metrics.unavailable();
+            state.metrics.bump(metrics::UNAVAILABLE);
             Err(ServeError::Unavailable {
                 message: format!("user {id} is not cached yet; it is being loaded"),
                 retry_after: Duration::from_secs(1),
@@ -171,11 +170,11 @@ pub async fn get_user(
         // Nothing cached: the database or nothing.
         (Mode::Fallback | Mode::Swr, None) => match load(&state, id).await {
             Ok(entry) => {
-                state.metrics.miss();
+                state.metrics.bump(metrics::MISSES);
                 respond(id, entry, "MISS")
             }
             Err(why) => {
-                state.metrics.unavailable();
+                state.metrics.bump(metrics::UNAVAILABLE);
                 Err(ServeError::Unavailable {
                     message: format!("user {id} is not cached and {why}"),
                     retry_after: why.retry_after(),
@@ -193,10 +192,10 @@ pub async fn get_user(
 async fn load(state: &AppState, id: i64) -> Result<Entry<User>, DbDown> {
     let s = &state.settings;
     let permit = state.breaker.acquire().map_err(|refused| {
-        state.metrics.breaker_refused();
+        state.metrics.bump(metrics::BREAKER_REFUSED);
         DbDown::BreakerOpen(refused)
     })?;
-    state.metrics.db_attempt();
+    state.metrics.bump(metrics::DB_ATTEMPTS);
     let user =
         match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await {
             Ok(Ok(user)) => {
@@ -205,12 +204,12 @@ async fn load(state: &AppState, id: i64) -> Result<Entry<User>, DbDown> {
             }
             Ok(Err(e)) => {
                 permit.failure();
-                state.metrics.db_failure();
+                state.metrics.bump(metrics::DB_FAILURES);
                 return Err(DbDown::Failed(e));
             }
             Err(_) => {
                 permit.failure();
-                state.metrics.db_failure();
+                state.metrics.bump(metrics::DB_FAILURES);
                 return Err(DbDown::Timeout(s.db_timeout));
             }
         };
@@ -224,7 +223,7 @@ fn refresh_in_background(state: &AppState, id: i64) {
     let Some(claim) = state.inflight.try_claim(id) else {
         return;
     };
-    state.metrics.background_refresh();
+    state.metrics.bump(metrics::BACKGROUND_REFRESHES);
     let state = state.clone();
     tokio::spawn(async move {
         let _claim = claim; // released when the refresh ends, however it ends
@@ -244,7 +243,7 @@ async fn cache_get(state: &AppState, id: i64) -> Option<Entry<User>> {
     let key = state.settings.key(id);
     let get = redis.get::<_, Option<String>>(&key);
     let json = lab::cache::call(state.settings.redis_timeout, get, |why| {
-        state.metrics.redis_error();
+        state.metrics.bump(metrics::REDIS_ERRORS);
         tracing::warn!("Redis GET {why}, going to the database");
     })
     .await??;
@@ -268,8 +267,7 @@ async fn cache_set(state: &AppState, id: i64, entry: &Entry<User>) {
         (None, Mode::CacheFirst) => Some(s.soft_ttl),
         (None, _) => None,
     };
-    // A timestamp and a user always serialise; should that ever fail, not
-    // caching is the safe answer.
+    // An entry always serialises; were it ever not to, not caching is safe.
     let Ok(json) =
         serde_json::to_string(entry).inspect_err(|e| tracing::warn!("not caching user {id}: {e}"))
     else {
@@ -286,7 +284,7 @@ async fn cache_set(state: &AppState, id: i64, entry: &Entry<User>) {
         }
     };
     lab::cache::call(s.redis_timeout, write, |why| {
-        state.metrics.redis_error();
+        state.metrics.bump(metrics::REDIS_ERRORS);
         tracing::warn!("Redis write {why}; the next read will miss");
     })
     .await;

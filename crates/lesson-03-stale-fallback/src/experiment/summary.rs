@@ -51,8 +51,7 @@ pub(super) fn ticker_line(samples: &[Sample], from: Duration, to: Duration) -> S
     let mut line = format!("{:>5.1}s ", to.as_secs_f64());
     for (v, name) in VARIANTS.iter().enumerate() {
         let s = sent_between(samples, v, from, to);
-        let ok = pct(s.iter().filter(|s| is_ok(s)).count(), s.len());
-        line.push_str(&format!(" | {}: {ok:>3.0}% ok", short_name(name)));
+        line.push_str(&format!(" | {}: {:>3.0}% ok", short_name(name), ok_pct(&s)));
     }
     line
 }
@@ -73,6 +72,17 @@ fn pct(part: usize, whole: usize) -> f64 {
     }
 }
 
+/// The share of 2xx among `samples`, in percent.
+fn ok_pct(samples: &[&Sample]) -> f64 {
+    pct(samples.iter().filter(|s| is_ok(s)).count(), samples.len())
+}
+
+/// The median and the 99th percentile of the samples' latencies, in ms.
+fn p50_p99(samples: &[&Sample]) -> (f64, f64) {
+    let mut took: Vec<Duration> = samples.iter().map(|s| s.took).collect();
+    (quantile(&mut took, 0.50), quantile(&mut took, 0.99))
+}
+
 /// The q-th quantile (0..=1) of latencies in ms, nearest rank.
 fn quantile(took: &mut [Duration], q: f64) -> f64 {
     if took.is_empty() {
@@ -83,6 +93,8 @@ fn quantile(took: &mut [Duration], q: f64) -> f64 {
     took[rank - 1].as_secs_f64() * 1000.0
 }
 
+/// What the run found: each variant per phase, its recovery after the
+/// outage, its latency while the breaker was open, and the timeline.
 pub(super) fn summarise(
     plan: &Plan,
     samples: &[Sample],
@@ -112,16 +124,16 @@ pub(super) fn summarise(
                 .filter(|s| phase_of(s) == phase)
                 .collect();
             let warm: Vec<&Sample> = p.iter().copied().filter(|s| s.warm).collect();
-            let mut took: Vec<Duration> = p.iter().map(|s| s.took).collect();
+            let (p50_ms, p99_ms) = p50_p99(&p);
             phases.push(PhaseRow {
                 variant: name.to_string(),
                 phase: phase.into(),
                 requests: p.len(),
-                ok_pct: pct(p.iter().filter(|s| is_ok(s)).count(), p.len()),
-                ok_warm_pct: pct(warm.iter().filter(|s| is_ok(s)).count(), warm.len()),
+                ok_pct: ok_pct(&p),
+                ok_warm_pct: ok_pct(&warm),
                 stale_pct: pct(p.iter().filter(|s| is_ok(s) && !s.fresh).count(), p.len()),
-                p50_ms: quantile(&mut took, 0.50),
-                p99_ms: quantile(&mut took, 0.99),
+                p50_ms,
+                p99_ms,
             });
         }
         let first_fresh = mine
@@ -145,6 +157,20 @@ pub(super) fn summarise(
         }
     }
 
+    OutageResults {
+        plan: plan.clone(),
+        outage_start: outage_start.as_secs_f64(),
+        outage_end: outage_end.as_secs_f64(),
+        phases,
+        timeline: timeline(plan, samples),
+        recovery_ms,
+        breaker_open_p99_ms,
+        outage_db_attempts,
+    }
+}
+
+/// Each variant, bucket by bucket: the points of the timeline.
+fn timeline(plan: &Plan, samples: &[Sample]) -> Vec<Bucket> {
     let mut timeline = Vec::new();
     let total = plan.before + plan.outage + plan.after;
     let n = (total.as_secs_f64() / plan.bucket.as_secs_f64()).ceil() as u32;
@@ -153,27 +179,18 @@ pub(super) fn summarise(
             let from = plan.bucket * b;
             let to = from + plan.bucket;
             let s = sent_between(samples, v, from, to);
-            let mut took: Vec<Duration> = s.iter().map(|s| s.took).collect();
+            let (p50_ms, p99_ms) = p50_p99(&s);
             timeline.push(Bucket {
                 variant: name.to_string(),
                 t: from.as_secs_f64(),
                 requests: s.len(),
-                ok_pct: pct(s.iter().filter(|s| is_ok(s)).count(), s.len()),
-                p50_ms: quantile(&mut took, 0.50),
-                p99_ms: quantile(&mut took, 0.99),
+                ok_pct: ok_pct(&s),
+                p50_ms,
+                p99_ms,
             });
         }
     }
-    OutageResults {
-        plan: plan.clone(),
-        outage_start: outage_start.as_secs_f64(),
-        outage_end: outage_end.as_secs_f64(),
-        phases,
-        timeline,
-        recovery_ms,
-        breaker_open_p99_ms,
-        outage_db_attempts,
-    }
+    timeline
 }
 
 impl OutageResults {
