@@ -20,7 +20,7 @@ use criterion::{
 };
 use lab::results::Results;
 use lesson_05_buffer_tuning::experiments::{
-    BuffersResults, Sizes, mariadb, shared_buffers, work_mem,
+    self, BuffersResults, Sizes, mariadb, shared_buffers, work_mem,
 };
 use tokio::runtime::Runtime;
 
