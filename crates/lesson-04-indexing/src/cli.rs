@@ -16,3 +16,22 @@ pub struct Args {
     #[arg(long)]
     pub no_mariadb: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_seed_200k_and_bad_sizes_are_rejected() {
+        let a = Args::try_parse_from(["x"]).expect("defaults parse");
+        assert_eq!(a.rows, 200_000);
+        assert!(!a.no_mariadb);
+        for bad in ["999", "lots", "100000001"] {
+            assert!(
+                Args::try_parse_from(["x", "--rows", bad]).is_err(),
+                "--rows {bad} should be rejected"
+            );
+        }
+    }
+}
