@@ -18,8 +18,9 @@ use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main,
     measurement::WallTime,
 };
+use lab::results::Results;
 use lesson_05_buffer_tuning::experiments::{
-    self, Results, Sizes, mariadb, shared_buffers, work_mem,
+    self, BuffersResults, Sizes, mariadb, shared_buffers, work_mem,
 };
 use tokio::runtime::Runtime;
 
@@ -59,16 +60,12 @@ fn bench(c: &mut Criterion) {
     results.work_mem = work_mem_sweep(c, &rt, sizes);
     (results.my_table_bytes, results.buffer_pool) = buffer_pool_sweep(c, &rt, sizes);
     results.query_cache = query_cache(c, &rt, sizes);
-    let dir = benches::experiments_dir();
-    std::fs::create_dir_all(&dir).expect("target/lab-experiments");
-    let path = dir.join(experiments::RESULTS_FILE);
-    std::fs::write(&path, serde_json::to_string_pretty(&results).expect("json"))
-        .expect("write the results");
+    let path = results.write().expect("write the results");
     eprintln!("wrote {} ({:.0?})", path.display(), t0.elapsed());
 }
 
 /// Experiment 1: one seeded data dir, restarted with each `shared_buffers`.
-fn shared_buffers_sweep(c: &mut Criterion, rt: &Runtime, sizes: Sizes) -> Results {
+fn shared_buffers_sweep(c: &mut Criterion, rt: &Runtime, sizes: Sizes) -> BuffersResults {
     let ids = shared_buffers::spread_ids(sizes.pg_users, sizes.reads);
     let mut pg = rt
         .block_on(shared_buffers::Server::start(sizes.pg_users))
@@ -110,7 +107,7 @@ fn shared_buffers_sweep(c: &mut Criterion, rt: &Runtime, sizes: Sizes) -> Result
     let cold_start = rt
         .block_on(shared_buffers::cold_start(&mut pg, "128MB", cold_ids))
         .expect("cold start");
-    Results {
+    BuffersResults {
         sizes,
         ram_bytes: lesson_05_buffer_tuning::size::ram_bytes().expect("RAM size"),
         pg_table_bytes,

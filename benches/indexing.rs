@@ -19,7 +19,11 @@ use criterion::{
     BenchmarkGroup, SamplingMode, criterion_group, criterion_main, measurement::WallTime,
 };
 use lab::Kind;
+use lab::results::Results;
 use lesson_04_indexing::cases::{self, cases};
+use lesson_04_indexing::experiment::{
+    Excerpt, IndexPlansMariadbResults, IndexPlansResults, IndexSizesResults, MariadbPlan,
+};
 use lesson_04_indexing::indexes::{self, BTREE, DOMAIN, Index, REVERSE, TRGM};
 use lesson_04_indexing::{dataset, mariadb, search};
 
@@ -90,7 +94,7 @@ fn postgres(c: &mut criterion::Criterion) {
                     &step.query.param,
                 ))
                 .expect("plan");
-            plans.push(cases::Excerpt {
+            plans.push(Excerpt {
                 case: case.id.into(),
                 label: format!("{} ({})", step.label, step.query.sql),
                 plan,
@@ -109,7 +113,7 @@ fn postgres(c: &mut criterion::Criterion) {
     let mut g = c.benchmark_group("index_match_all");
     configure(&mut g);
     for (name, force) in [("seq_scan", false), ("forced_trgm", true)] {
-        plans.push(cases::Excerpt {
+        plans.push(Excerpt {
             case: "match_all".into(),
             label: if force {
                 "the trigram index, forced (SET LOCAL enable_seqscan = off)".into()
@@ -127,13 +131,12 @@ fn postgres(c: &mut criterion::Criterion) {
     }
     g.finish();
 
-    write_json(
-        "index_plans.json",
-        &serde_json::to_value(&plans).expect("json"),
-    );
+    IndexPlansResults(plans).write().expect("write the plans");
     growth(c, &rt, &_pg.url(), &pool, rows);
     writes(c, &rt, &pool, rows, &mut sizes);
-    write_sizes(rows, table_bytes, sizes);
+    IndexSizesResults::new(rows, table_bytes, sizes)
+        .write()
+        .expect("write the index sizes");
 }
 
 /// Seeding a million rows, rewriting a table or building an index writes
@@ -147,7 +150,7 @@ fn settle(rt: &tokio::runtime::Runtime, pool: &sqlx::PgPool) {
 
 /// Case 5's index-only scan after an UPDATE of the row it finds (the page
 /// is no longer all-visible: Heap Fetches), and after VACUUM.
-async fn heap_fetches(pool: &sqlx::PgPool, q: &search::Query) -> Vec<cases::Excerpt> {
+async fn heap_fetches(pool: &sqlx::PgPool, q: &search::Query) -> Vec<Excerpt> {
     sqlx::query("UPDATE users SET name = name WHERE email = $1")
         .bind(&q.param)
         .execute(pool)
@@ -164,7 +167,7 @@ async fn heap_fetches(pool: &sqlx::PgPool, q: &search::Query) -> Vec<cases::Exce
                 .await
                 .expect("vacuum");
         }
-        out.push(cases::Excerpt {
+        out.push(Excerpt {
             case: "covering".into(),
             label: label.into(),
             plan: search::explain_text(pool, q.sql, &q.param)
@@ -273,33 +276,6 @@ fn writes(
     g.finish();
 }
 
-/// The size and build time of each index at the bench's size, for the
-/// chapter's "which fix would you pick" table.
-fn write_sizes(rows: i64, table: i64, built: Vec<indexes::Built>) {
-    let mut seen = std::collections::HashSet::new();
-    let indexes: Vec<serde_json::Value> = built
-        .into_iter()
-        .filter(|b| seen.insert(b.name))
-        .map(|b| {
-            serde_json::json!({
-                "name": b.name,
-                "bytes": b.bytes,
-                "build_ms": b.took.as_secs_f64() * 1000.0,
-            })
-        })
-        .collect();
-    let json = serde_json::json!({ "rows": rows, "table_bytes": table, "indexes": indexes });
-    write_json("index_sizes.json", &json);
-}
-
-/// Leaves a result for `just report` in `target/lab-experiments/`.
-fn write_json(name: &str, json: &serde_json::Value) {
-    let dir = benches::experiments_dir();
-    std::fs::create_dir_all(&dir).expect("target dir");
-    let text = serde_json::to_string_pretty(json).expect("json");
-    std::fs::write(dir.join(name), text).expect("write results");
-}
-
 fn maria(c: &mut criterion::Criterion) {
     let rt = benches::runtime();
     let rows = rows();
@@ -322,19 +298,16 @@ fn maria(c: &mut criterion::Criterion) {
         let plan = rt
             .block_on(mariadb::explain(db.pool(), &step, true))
             .expect("plan");
-        plans.push(serde_json::json!({
-            "label": step.label,
-            "access_type": plan.access_type(),
-            "key": plan.key(),
-            "rows": plan.rows(),
-        }));
+        plans.push(MariadbPlan::new(step.label, &plan));
         g.bench_function(step.bench, |b| {
             b.to_async(&rt)
                 .iter(|| async { mariadb::fetch(db.pool(), &step).await.expect("query") })
         });
     }
     g.finish();
-    write_json("index_plans_mariadb.json", &serde_json::Value::Array(plans));
+    IndexPlansMariadbResults(plans)
+        .write()
+        .expect("write the MariaDB plans");
 }
 
 criterion_group! {

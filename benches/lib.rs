@@ -61,12 +61,3 @@ pub async fn get_ok(client: &reqwest::Client, url: &str) {
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
     let _ = resp.bytes().await.expect("a body");
 }
-
-/// Where benches that are not criterion's leave their results
-/// (`target/lab-experiments`), for `just report` to read.
-pub fn experiments_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("lab-experiments")
-}

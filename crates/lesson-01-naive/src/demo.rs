@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use lab::demo::{client, print_header, print_row, request};
 
-use crate::{Args, provision, router};
+use crate::cli::{Args, provision};
+use crate::router;
 
 /// One request of the script, and why it is there.
 struct Step {

@@ -19,6 +19,13 @@
 //! `PORT` (3000), `LAB_USERS` (10000), `DB_POOL_SIZE` (10), `DB_TIMEOUT_MS`
 //! (latency + 5000), `LAB_SCHEMA` (workshop), and the harness's
 //! `DATABASE_URL` / `LAB_BACKEND`.
+//!
+//! # Layout
+//!
+//! - this file: the state, the router and the handlers, the whole lesson.
+//! - [`cli`]: the command line (`Args`) and [`cli::provision`], which turns
+//!   it into a seeded PostgreSQL and an [`AppState`].
+//! - [`demo`]: the scripted demo behind `just lesson-1`, [`demo::run`].
 
 use std::time::Duration;
 
@@ -30,6 +37,7 @@ use lab::http::{ApiError, db_call, user_id_from_path};
 use lab::users::{Summary, User, fetch_summary, fetch_user};
 use sqlx::PgPool;
 
+pub mod cli;
 pub mod demo;
 
 // ANCHOR: state
@@ -88,57 +96,4 @@ pub async fn get_summary(
 /// database does not get the service restarted by an orchestrator.
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// The lesson's settings, from flags or env vars: lesson 1 has only the
-/// ones every lesson shares.
-#[derive(clap::Parser, Clone, Debug)]
-#[command(
-    name = "lesson-01-naive",
-    about = "Lesson 1: GET /users/{id} straight from a slow PostgreSQL, no cache."
-)]
-pub struct Args {
-    #[command(flatten)]
-    pub common: lab::cli::CommonArgs,
-}
-
-/// Finds PostgreSQL, creates and seeds the lesson's schema if needed, and
-/// returns the server handle (keep it alive) and the state to serve with.
-pub async fn provision(args: &Args) -> anyhow::Result<(lab::Server, AppState)> {
-    let (server, pool) = args.common.provision_postgres().await?;
-    let state = AppState {
-        pool,
-        latency: args.common.latency(),
-        db_timeout: args.common.db_timeout(),
-    };
-    Ok((server, state))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[test]
-    fn defaults_tell_the_workshop_story() {
-        let a = Args::try_parse_from(["lesson-01-naive"]).expect("defaults parse");
-        assert_eq!(a.common.latency(), Duration::from_secs(2));
-        assert_eq!(a.common.db_timeout(), Duration::from_secs(7));
-        assert!(!a.common.serve);
-    }
-
-    #[test]
-    fn bad_flags_are_rejected_with_a_reason() {
-        for bad in [
-            vec!["x", "--schema", "Robert'); DROP TABLE users;--"],
-            vec!["x", "--users", "0"],
-            vec!["x", "--latency-ms", "lots"],
-            vec!["x", "--pool-size", "0"],
-        ] {
-            assert!(
-                Args::try_parse_from(&bad).is_err(),
-                "{bad:?} should be rejected"
-            );
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! `cargo run -p lesson-01-naive [-- --serve]`: see the crate docs in lib.rs.
 
 use clap::Parser;
-use lesson_01_naive::{Args, demo, provision, router};
+use lesson_01_naive::cli::{Args, provision};
+use lesson_01_naive::{demo, router};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

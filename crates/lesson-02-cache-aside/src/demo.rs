@@ -11,8 +11,9 @@ use lab::demo::{client, print_header, print_row, request};
 use lab::spawn::{Instance, SpawnOptions};
 use redis::AsyncCommands;
 
+use crate::cli::Args;
 use crate::metrics::REDIS_ERRORS;
-use crate::{Args, router, state};
+use crate::{router, state};
 
 /// Provisions, serves on a free loopback port, runs the script, and stops.
 pub async fn run(args: &Args) -> anyhow::Result<()> {

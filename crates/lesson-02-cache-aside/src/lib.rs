@@ -17,12 +17,22 @@
 //! The book's chapter "Lesson 2: cache-aside" walks through this file.
 //! Knobs (env var, or the flag in `--help`): `CACHE_TTL_SECS` (60),
 //! `REDIS_TIMEOUT_MS` (50), `REDIS_URL`, and everything lesson 1 has.
+//!
+//! # Layout
+//!
+//! - this file: the pattern. The settings, the state, the handlers, the
+//!   read-through and the three cache calls (GET, SET, DEL), each through
+//!   `lab::cache::call`, so a Redis failure is a miss.
+//! - `update`: the body of `PUT /users/{id}` ([`UpdateUser`]) and its checks.
+//! - [`metrics`]: the counters and histogram behind `GET /metrics`.
+//! - [`cli`]: the command line (`Args`) and the [`Settings`] it gives.
+//! - [`demo`]: the scripted demo behind `just lesson-2`, [`demo::run`]:
+//!   miss, hit, TTL, write, and a Redis outage.
 
 use std::sync::Arc;
-
-use anyhow::Context;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -33,31 +43,17 @@ use lab::http::{ApiError, db_call, user_id_from_path};
 use lab::users::{User, fetch_summary, fetch_user};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::PgPool;
 
+pub mod cli;
 pub mod demo;
 pub mod metrics;
+mod update;
+
+pub use crate::update::UpdateUser;
 
 use crate::metrics::Metrics;
-
-/// Everything a handler needs; cheap to clone (handles and `Arc`s).
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    /// Reconnects by itself after Redis comes back; clone it, don't pool it.
-    pub redis: ConnectionManager,
-    pub settings: Arc<Settings>,
-    pub metrics: Metrics,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
 
 // ANCHOR: settings
 /// The lesson's knobs.
@@ -99,20 +95,23 @@ impl Settings {
     }
 }
 
-// ANCHOR: redis_manager
-/// A Redis connection manager that never holds a request hostage: it
-/// connects lazily (the service starts even when Redis is down), gives up
-/// on a connection attempt or a response after `timeout`, and retries a
-/// reconnect only once before the next request tries again.
-pub fn redis_manager(url: &str, timeout: Duration) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1);
-    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+/// Everything a handler needs; cheap to clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Reconnects by itself after Redis comes back; clone it, don't pool it.
+    pub redis: ConnectionManager,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
 }
-// ANCHOR_END: redis_manager
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The service.
 pub fn router(state: AppState) -> Router {
@@ -195,27 +194,13 @@ where
 #[tracing::instrument(skip(state))]
 async fn cache_get(state: &AppState, key: &str) -> Option<String> {
     let mut redis = state.redis.clone();
-    match tokio::time::timeout(
-        state.settings.redis_timeout,
-        redis.get::<_, Option<String>>(key),
-    )
+    let get = redis.get::<_, Option<String>>(key);
+    lab::cache::call(state.settings.redis_timeout, get, |why| {
+        state.metrics.redis_error();
+        tracing::warn!("Redis GET {why}, serving from the database");
+    })
     .await
-    {
-        Ok(Ok(value)) => value,
-        Ok(Err(e)) => {
-            state.metrics.redis_error();
-            tracing::warn!("Redis GET failed, serving from the database: {e}");
-            None
-        }
-        Err(_) => {
-            state.metrics.redis_error();
-            tracing::warn!(
-                "Redis GET timed out after {:?}, serving from the database",
-                state.settings.redis_timeout
-            );
-            None
-        }
-    }
+    .flatten()
 }
 
 /// Writes a key with the TTL. A failure only costs the next request a miss.
@@ -224,63 +209,13 @@ async fn cache_set(state: &AppState, key: &str, json: &str) {
     let mut redis = state.redis.clone();
     let ttl = state.settings.ttl.as_secs().max(1);
     let set = redis.set_ex::<_, _, ()>(key, json, ttl);
-    match tokio::time::timeout(state.settings.redis_timeout, set).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            state.metrics.redis_error();
-            tracing::warn!("Redis SET failed; the next read will miss: {e}");
-        }
-        Err(_) => {
-            state.metrics.redis_error();
-            tracing::warn!("Redis SET timed out; the next read will miss");
-        }
-    }
+    lab::cache::call(state.settings.redis_timeout, set, |why| {
+        state.metrics.redis_error();
+        tracing::warn!("Redis SET {why}; the next read will miss");
+    })
+    .await;
 }
 // ANCHOR_END: cache_calls
-
-/// A 200 with a JSON body that is already serialised, and `X-Cache`.
-pub fn json_response(json: String, cache: &'static str) -> Response {
-    let mut resp = (StatusCode::OK, json).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert("x-cache", HeaderValue::from_static(cache));
-    resp
-}
-
-/// The body of `PUT /users/{id}`. Unknown fields are an error, not ignored:
-/// a typo such as `"emial"` must not look like a successful update.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    pub name: String,
-    pub email: String,
-}
-
-impl UpdateUser {
-    fn validate(&self) -> Result<(), ApiError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(ApiError::BadRequest(
-                "name must be 1 to 100 characters".into(),
-            ));
-        }
-        let email = self.email.trim();
-        let well_formed = email.len() <= 255
-            && !email.contains(char::is_whitespace)
-            && email
-                .split_once('@')
-                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
-        if !well_formed {
-            return Err(ApiError::BadRequest(format!(
-                "{email:?} is not an email address"
-            )));
-        }
-        Ok(())
-    }
-}
 
 // ANCHOR: put_user
 /// `PUT /users/{id}`: update the row, then delete the cached copy.
@@ -327,47 +262,40 @@ pub async fn put_user(
 #[tracing::instrument(skip(state))]
 async fn cache_delete(state: &AppState, key: &str) {
     let mut redis = state.redis.clone();
-    match tokio::time::timeout(state.settings.redis_timeout, redis.del::<_, ()>(key)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            state.metrics.redis_error();
-            tracing::warn!("Redis DEL failed; the old copy lives until its TTL: {e}");
-        }
-        Err(_) => {
-            state.metrics.redis_error();
-            tracing::warn!("Redis DEL timed out; the old copy lives until its TTL");
-        }
-    }
+    let del = redis.del::<_, ()>(key);
+    lab::cache::call(state.settings.redis_timeout, del, |why| {
+        state.metrics.redis_error();
+        tracing::warn!("Redis DEL {why}; the old copy lives until its TTL");
+    })
+    .await;
 }
 
-/// The lesson's settings, from flags or env vars.
-#[derive(clap::Parser, Clone, Debug)]
-#[command(
-    name = "lesson-02-cache-aside",
-    about = "Lesson 2: cache-aside with Redis and a TTL in front of a slow PostgreSQL."
-)]
-pub struct Args {
-    #[command(flatten)]
-    pub common: lab::cli::CommonArgs,
-    /// How long a cached user lives, in seconds.
-    #[arg(long = "ttl-secs", env = "CACHE_TTL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub ttl_secs: u64,
-    /// The longest one Redis call may take, in ms, before the request goes to the database.
-    #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub redis_timeout_ms: u64,
+/// A 200 with a JSON body that is already serialised, and `X-Cache`.
+pub fn json_response(json: String, cache: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, json).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-cache", HeaderValue::from_static(cache));
+    resp
 }
 
-impl Args {
-    pub fn settings(&self) -> Settings {
-        Settings {
-            ttl: Duration::from_secs(self.ttl_secs),
-            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
-            key_prefix: String::new(),
-            latency: self.common.latency(),
-            db_timeout: self.common.db_timeout(),
-        }
-    }
+// ANCHOR: redis_manager
+/// A Redis connection manager that never holds a request hostage: it
+/// connects lazily (the service starts even when Redis is down), gives up
+/// on a connection attempt or a response after `timeout`, and retries a
+/// reconnect only once before the next request tries again.
+pub fn redis_manager(url: &str, timeout: Duration) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
 }
+// ANCHOR_END: redis_manager
 
 /// Builds the state over a pool and a Redis URL.
 pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Result<AppState> {
@@ -377,42 +305,4 @@ pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Resul
         settings: Arc::new(settings),
         metrics: Metrics::new()?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn update(name: &str, email: &str) -> UpdateUser {
-        UpdateUser {
-            name: name.into(),
-            email: email.into(),
-        }
-    }
-
-    #[test]
-    fn updates_are_validated() {
-        assert!(update("Ada", "ada@example.com").validate().is_ok());
-        for (n, e) in [
-            ("", "a@b.c"),
-            ("Ada", "no-at-sign"),
-            ("Ada", "a b@c.d"),
-            ("Ada", "@c.d"),
-            ("Ada", "a@nodot"),
-        ] {
-            assert!(update(n, e).validate().is_err(), "{n:?} {e:?}");
-        }
-        assert!(update(&"x".repeat(101), "a@b.c").validate().is_err());
-    }
-
-    #[test]
-    fn defaults_match_the_chapter() {
-        use clap::Parser;
-        let a = Args::try_parse_from(["x"]).expect("defaults");
-        let s = a.settings();
-        assert_eq!(s.ttl, Duration::from_secs(60));
-        assert_eq!(s.redis_timeout, Duration::from_millis(50));
-        assert_eq!(s.key(123), "user:123");
-        assert!(Args::try_parse_from(["x", "--ttl-secs", "0"]).is_err());
-    }
 }

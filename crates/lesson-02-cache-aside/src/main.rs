@@ -1,7 +1,8 @@
 //! `cargo run -p lesson-02-cache-aside [-- --serve]`: see the crate docs in lib.rs.
 
 use clap::Parser;
-use lesson_02_cache_aside::{Args, demo, router, state};
+use lesson_02_cache_aside::cli::Args;
+use lesson_02_cache_aside::{demo, router, state};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

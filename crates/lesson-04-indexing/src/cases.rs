@@ -207,11 +207,3 @@ pub async fn match_all_text(pool: &PgPool, force_index: bool) -> anyhow::Result<
     tx.rollback().await?;
     Ok(text)
 }
-
-/// One step's plan, for the book.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Excerpt {
-    pub case: String,
-    pub label: String,
-    pub plan: String,
-}

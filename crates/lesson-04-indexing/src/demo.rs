@@ -3,8 +3,9 @@
 use lab::Kind;
 
 use crate::cases::{self, MATCH_ALL_PARAM};
+use crate::cli::Args;
 use crate::plan::PgPlan;
-use crate::{Args, dataset, indexes, mariadb};
+use crate::{dataset, indexes, mariadb};
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!(

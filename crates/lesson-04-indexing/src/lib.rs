@@ -23,33 +23,34 @@
 //! It runs on a private PostgreSQL it spawns (the lesson creates and drops
 //! indexes and an extension), and on MariaDB as the harness finds it, in a
 //! database of its own.
+//!
+//! # Layout
+//!
+//! - this file: connecting to a private PostgreSQL with a statement timeout,
+//!   seeded ([`private_postgres`]): where the demo, the bench and the tests
+//!   all start.
+//! - [`dataset`]: the `users` table with its edge rows, and `newsletter`.
+//! - [`indexes`]: every index the cases use, and setting exactly a list of them.
+//! - [`search`]: the queries, `LIKE` escaping, and `EXPLAIN` as JSON or text.
+//! - [`cases`]: cases 1–5, each a query before and after its index.
+//! - [`plan`]: reading a plan (the access node, buffers, heap fetches).
+//! - [`mariadb`]: case 6's steps on MariaDB.
+//! - [`experiment`]: what the `indexing` bench leaves for `just report`
+//!   (index sizes, plans), one `…Results` type per file.
+//! - [`cli`]: the command line (`Args`).
+//! - [`demo`]: `just lesson-4`, [`demo::run`]: every case with its plan.
 
 use std::time::Duration;
 
 pub mod cases;
+pub mod cli;
 pub mod dataset;
 pub mod demo;
+pub mod experiment;
 pub mod indexes;
 pub mod mariadb;
 pub mod plan;
 pub mod search;
-
-/// The demo's settings.
-#[derive(clap::Parser, Clone, Debug)]
-#[command(
-    name = "lesson-04-indexing",
-    about = "Lesson 4: each query before and after the right index, with its plan, on PostgreSQL and MariaDB."
-)]
-pub struct Args {
-    /// Users to seed. 200,000 by default: a scan then takes milliseconds and
-    /// an index lookup tens of microseconds, so the gap is two orders of
-    /// magnitude, and seeding takes about a second. The bench uses 1,000,000.
-    #[arg(long, env = "LAB_INDEX_ROWS", default_value_t = 200_000, value_parser = clap::value_parser!(i64).range(1_000..=100_000_000))]
-    pub rows: i64,
-    /// Skip case 6 (MariaDB).
-    #[arg(long)]
-    pub no_mariadb: bool,
-}
 
 /// How long a statement in the lesson may take: building a GIN index on
 /// 10M rows is minutes, and nothing here should wait forever.

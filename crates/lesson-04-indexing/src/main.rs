@@ -1,7 +1,8 @@
 //! `cargo run -p lesson-04-indexing`: see the crate docs in lib.rs.
 
 use clap::Parser;
-use lesson_04_indexing::{Args, demo};
+use lesson_04_indexing::cli::Args;
+use lesson_04_indexing::demo;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -17,9 +17,22 @@
 //! just lesson-5 tune --ram 16GB --cpus 8 --profile web --db postgres
 //! just lesson-5 tune --ram 4GB --cpus 2 --db mariadb --out my.cnf
 //! ```
+//!
+//! # Layout
+//!
+//! - this file: the machine a config is for, and [`render`], which writes
+//!   the config with a reason on every line.
+//! - [`pg`] and [`mariadb`]: each database's settings, by formula.
+//! - [`size`]: parsing and printing sizes such as `16GB`.
+//! - [`experiments`]: each setting measured on a private server, and the
+//!   [`experiments::BuffersResults`] the bench leaves for `just report`.
+//! - [`cli`]: the command line (`Cli`, and `tune`'s `TuneArgs`).
+//! - [`demo`]: `just lesson-5`, [`demo::run`]: every experiment, small.
 
 use std::fmt::Write;
 
+pub mod cli;
+pub mod demo;
 pub mod experiments;
 pub mod mariadb;
 pub mod pg;
@@ -124,59 +137,6 @@ pub fn render(db: Db, m: &Machine) -> String {
 }
 // ANCHOR_END: render
 
-/// The `tune` command's arguments.
-#[derive(clap::Args, Clone, Debug)]
-pub struct TuneArgs {
-    /// The server's RAM, with a unit: 16GB, 512MB, 1.5TB.
-    #[arg(long, value_parser = size::parse_size)]
-    pub ram: u64,
-    /// CPU cores.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub cpus: u32,
-    /// What the database does.
-    #[arg(long, value_enum, default_value_t = Profile::Web)]
-    pub profile: Profile,
-    #[arg(long, value_enum)]
-    pub db: Db,
-    #[arg(long, value_enum, default_value_t = Storage::Ssd)]
-    pub storage: Storage,
-    /// Connections the application needs [default: the profile's].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub connections: Option<u32>,
-    /// Write the config to this file instead of printing it.
-    #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
-}
-
-impl TuneArgs {
-    pub fn machine(&self) -> Machine {
-        Machine {
-            ram: self.ram,
-            cpus: self.cpus,
-            profile: self.profile,
-            storage: self.storage,
-            connections: self.connections,
-        }
-    }
-}
-
-#[derive(clap::Parser, Debug)]
-#[command(
-    name = "lesson-05-buffer-tuning",
-    about = "Lesson 5: buffer tuning for PostgreSQL and MariaDB."
-)]
-pub struct Cli {
-    /// Without a command: run every experiment, small (`just lesson-5`).
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum Command {
-    /// Print a config for a machine, with the reason for every line.
-    Tune(TuneArgs),
-}
-
 /// The configs checked in under `configs/`: file name, database, machine.
 pub fn checked_in() -> Vec<(&'static str, Db, Machine)> {
     let m = |ram, cpus| Machine {
@@ -205,7 +165,6 @@ pub fn checked_in() -> Vec<(&'static str, Db, Machine)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn the_checked_in_configs_match_the_generator() {
@@ -234,29 +193,5 @@ mod tests {
                 assert!(why.len() > 10, "{line}");
             }
         }
-    }
-
-    #[test]
-    fn bad_input_is_named() {
-        let err = |args: &[&str]| {
-            Cli::try_parse_from(args)
-                .expect_err("must fail")
-                .to_string()
-        };
-        let base = ["x", "tune", "--cpus", "4", "--db", "postgres"];
-        let with = |extra: &[&'static str]| -> Vec<&'static str> {
-            base.iter().copied().chain(extra.iter().copied()).collect()
-        };
-        assert!(err(&with(&["--ram", "0"])).contains("is zero"));
-        assert!(err(&with(&["--ram", "100MB"])).contains("below 256MB"));
-        assert!(err(&with(&["--ram", "lots"])).contains("e.g. 16GB"));
-        assert!(err(&with(&["--ram", "16GB", "--profile", "gaming"])).contains("gaming"));
-        assert!(
-            err(&[
-                "x", "tune", "--ram", "16GB", "--cpus", "0", "--db", "postgres"
-            ])
-            .contains("0")
-        );
-        assert!(Cli::try_parse_from(with(&["--ram", "16GB"])).is_ok());
     }
 }

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use lesson_05_buffer_tuning::experiments::{self, Sizes};
-use lesson_05_buffer_tuning::{Cli, Command, render};
+use lesson_05_buffer_tuning::cli::{Cli, Command};
+use lesson_05_buffer_tuning::{demo, render};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,32 +19,10 @@ async fn main() -> anyhow::Result<()> {
                 None => print!("{text}"),
             }
         }
-        None => demo().await?,
+        None => {
+            lab::init_tracing_with("warn");
+            demo::run().await?
+        }
     }
-    Ok(())
-}
-
-async fn demo() -> anyhow::Result<()> {
-    lab::init_tracing_with("warn");
-    println!("Lesson 5: buffer tuning, measured (each setting on a private server).\n");
-    let r = experiments::run(Sizes::DEMO).await?;
-    println!(
-        "\n1. shared_buffers (this machine has {} of RAM)\n",
-        lesson_05_buffer_tuning::size::human(r.ram_bytes)
-    );
-    println!("{}", r.shared_buffers_md(true));
-    println!("{}", r.cold_start_md());
-    println!("2. work_mem\n\n{}", r.work_mem_md(true));
-    println!(
-        "3. innodb_buffer_pool_size, resized online\n\n{}",
-        r.buffer_pool_md(true)
-    );
-    println!(
-        "4. The query cache, off vs on\n\n{}",
-        r.query_cache_md(true)
-    );
-    println!(
-        "Every private server has been stopped. The book's figures: `cargo bench --bench buffers`, then `just report`."
-    );
     Ok(())
 }

@@ -15,11 +15,23 @@
 //! the baseline) and `<group>.svg`, plus `stamp.md` (machine, versions,
 //! placement). Chapters include them; they are committed, so the book builds
 //! without running anything.
+//!
+//! # Layout
+//!
+//! - this file: running the benches as the method says, then writing every file.
+//! - [`groups`]: the criterion groups the book shows, row by row.
+//! - [`criterion`]: reading criterion's saved estimates.
+//! - [`render`]: a group's Markdown table and SVG chart.
+//! - [`lesson_03`], [`lesson_04`], [`lesson_05`]: each lesson's experiment
+//!   results (read with `lab::results::Results::read`) → its tables and charts.
+//! - [`stamp`]: the machine, versions and placement a run was made with.
 
 mod criterion;
-mod outage;
+mod groups;
+mod lesson_03;
+mod lesson_04;
+mod lesson_05;
 mod render;
-mod sizes;
 mod stamp;
 
 use std::path::{Path, PathBuf};
@@ -29,11 +41,15 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use clap::Parser;
 use lab::Kind;
-use lab::results::Results as _;
+use lab::results::Results;
 use lab::spawn::{Binaries, SpawnOptions};
 use lesson_03_stale_fallback::experiment::OutageResults;
+use lesson_04_indexing::experiment::{
+    IndexPlansMariadbResults, IndexPlansResults, IndexSizesResults,
+};
+use lesson_05_buffer_tuning::experiments::BuffersResults;
 
-use crate::render::GROUPS;
+use crate::groups::GROUPS;
 use crate::stamp::RunInfo;
 
 #[derive(Parser, Debug)]
@@ -52,28 +68,6 @@ struct Args {
     #[arg(long, default_value = "book/src/generated")]
     out: PathBuf,
 }
-
-/// Where the `outage` bench target leaves lesson 3's experiment.
-fn experiment_file(root: &Path, name: &str) -> PathBuf {
-    target_dir(root).join("lab-experiments").join(name)
-}
-
-/// Reads what a non-criterion bench left in `target/lab-experiments/`.
-fn read_result<T: serde::de::DeserializeOwned>(root: &Path, name: &str) -> anyhow::Result<T> {
-    let path = experiment_file(root, name);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "no results at {}: run `just report` without --reuse",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not what the bench writes", path.display()))
-}
-/// Where the `indexing` bench leaves lesson 4's index sizes.
-const SIZES_RESULTS: &str = "index_sizes.json";
-const PLANS_RESULTS: &str = "index_plans.json";
-const MARIADB_PLANS_RESULTS: &str = "index_plans_mariadb.json";
 
 /// The file next to criterion's results that records how they were made.
 const RUN_FILE: &str = "lab-run.json";
@@ -129,34 +123,27 @@ fn main() -> anyhow::Result<()> {
         println!("\n{}\n{md}", spec.title);
     }
     let outage = OutageResults::read()?;
-    std::fs::write(out.join("outage.md"), outage::table_md(&outage, run.quick))?;
-    std::fs::write(out.join("outage.csv"), outage::csv(&outage, run.quick))?;
-    outage::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
+    std::fs::write(
+        out.join("outage.md"),
+        lesson_03::table_md(&outage, run.quick),
+    )?;
+    std::fs::write(out.join("outage.csv"), lesson_03::csv(&outage, run.quick))?;
+    lesson_03::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
     println!("\nLesson 3: the outage experiment\n{}", outage.table_md());
-    let sizes = read_result(&root, SIZES_RESULTS)?;
-    let sizes_md = sizes::table_md(&sizes, run.quick);
+    let sizes = IndexSizesResults::read()?;
+    let sizes_md = lesson_04::table_md(&sizes, run.quick);
     std::fs::write(out.join("index_sizes.md"), &sizes_md)?;
-    let plans: Vec<lesson_04_indexing::cases::Excerpt> = read_result(&root, PLANS_RESULTS)?;
-    for (name, md) in sizes::plans_md(&plans, run.quick) {
+    for (name, md) in lesson_04::plans_md(&IndexPlansResults::read()?, run.quick) {
         std::fs::write(out.join(name), md)?;
     }
-    let maria: Vec<serde_json::Value> = read_result(&root, MARIADB_PLANS_RESULTS)?;
     std::fs::write(
         out.join("index_plan_mariadb.md"),
-        sizes::mariadb_md(&maria, run.quick),
+        lesson_04::mariadb_md(&IndexPlansMariadbResults::read()?, run.quick),
     )?;
     println!("\nLesson 4: index sizes\n{sizes_md}");
-    let buffers: lesson_05_buffer_tuning::experiments::Results =
-        read_result(&root, lesson_05_buffer_tuning::experiments::RESULTS_FILE)?;
-    for (name, md) in [
-        ("buffers_pg.md", buffers.shared_buffers_md(false)),
-        ("buffers_cold.md", buffers.cold_start_md()),
-        ("work_mem_plans.md", buffers.work_mem_md(false)),
-        ("innodb_pool.md", buffers.buffer_pool_md(false)),
-        ("query_cache_counters.md", buffers.query_cache_md(false)),
-    ] {
-        let head = render::experiment_header("buffers", "buffers.json", "figures", run.quick);
-        std::fs::write(out.join(name), head + &md)?;
+    let buffers = BuffersResults::read()?;
+    for (name, md) in lesson_05::files(&buffers, run.quick) {
+        std::fs::write(out.join(name), md)?;
     }
     println!(
         "\nLesson 5: what the servers reported\n{}",
@@ -285,14 +272,13 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
             }
         }
     }
-    for file in [
-        OutageResults::FILE,
-        SIZES_RESULTS,
-        PLANS_RESULTS,
-        MARIADB_PLANS_RESULTS,
-        lesson_05_buffer_tuning::experiments::RESULTS_FILE,
+    for path in [
+        OutageResults::path(),
+        IndexSizesResults::path(),
+        IndexPlansResults::path(),
+        IndexPlansMariadbResults::path(),
+        BuffersResults::path(),
     ] {
-        let path = experiment_file(root, file);
         let written = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .with_context(|| format!("the benches wrote no {}", path.display()))?;

@@ -5,7 +5,7 @@
 //!
 //! [`run`] is `just lesson-5`: every experiment, small. The bench
 //! (`benches/buffers.rs`) runs the same steps at the book's sizes, times
-//! the workloads with criterion, and saves a [`Results`] for `just report`.
+//! the workloads with criterion, and saves a [`BuffersResults`] for `just report`.
 
 use std::fmt::Write;
 
@@ -14,9 +14,6 @@ use serde::{Deserialize, Serialize};
 pub mod mariadb;
 pub mod shared_buffers;
 pub mod work_mem;
-
-/// Where the bench leaves its [`Results`] (in `target/lab-experiments/`).
-pub const RESULTS_FILE: &str = "buffers.json";
 
 /// How big each experiment's data is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +47,7 @@ impl Sizes {
 
 /// Everything the experiments measured besides criterion's timings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Results {
+pub struct BuffersResults {
     pub sizes: Sizes,
     pub ram_bytes: u64,
     /// `pg_relation_size` of `users` and of its primary key.
@@ -65,9 +62,14 @@ pub struct Results {
     pub query_cache: Vec<mariadb::QcPoint>,
 }
 
+/// The bench leaves it in `target/lab-experiments/buffers.json`.
+impl lab::results::Results for BuffersResults {
+    const FILE: &'static str = "buffers.json";
+}
+
 /// The tables, in Markdown. With `times`, each row also has the demo's own
 /// timing; the book leaves them out and shows criterion's instead.
-impl Results {
+impl BuffersResults {
     pub fn shared_buffers_md(&self, times: bool) -> String {
         let mut out = format!(
             "`users`: {} rows, table {} + primary key {}; {} random primary-key reads per pass.\n\n",
@@ -218,7 +220,7 @@ impl Results {
 
 /// Runs every experiment at `sizes`, printing progress to stderr, and
 /// stops each private server before starting the next.
-pub async fn run(sizes: Sizes) -> anyhow::Result<Results> {
+pub async fn run(sizes: Sizes) -> anyhow::Result<BuffersResults> {
     let ram_bytes = crate::size::ram_bytes()?;
     let ids = shared_buffers::spread_ids(sizes.pg_users, sizes.reads);
     eprintln!(
@@ -277,7 +279,7 @@ pub async fn run(sizes: Sizes) -> anyhow::Result<Results> {
         );
         my.pool.close().await;
     }
-    Ok(Results {
+    Ok(BuffersResults {
         sizes,
         ram_bytes,
         pg_table_bytes,

@@ -1,28 +1,18 @@
-//! Lesson 4's index sizes and build times → `index_sizes.md`.
+//! Lesson 4's results → `index_sizes.md` (each index's size and build time),
+//! `index_plan_<case>.md` (the PostgreSQL plans) and `index_plan_mariadb.md`.
 
 use std::fmt::Write;
 
-use serde::Deserialize;
+use lab::results::Results;
+use lesson_04_indexing::experiment::{
+    IndexPlansMariadbResults, IndexPlansResults, IndexSizesResults,
+};
 
 use crate::render::experiment_header;
 
-/// What the `indexing` bench wrote (`target/lab-experiments/index_sizes.json`).
-#[derive(Debug, Deserialize)]
-pub struct Sizes {
-    pub rows: i64,
-    pub table_bytes: i64,
-    pub indexes: Vec<Built>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Built {
-    pub name: String,
-    pub bytes: i64,
-    pub build_ms: f64,
-}
-
-pub fn table_md(s: &Sizes, quick: bool) -> String {
-    let mut md = experiment_header("indexing", "index_sizes.json", "figures", quick);
+/// The size of each index against the table's, and its build time.
+pub fn table_md(s: &IndexSizesResults, quick: bool) -> String {
+    let mut md = experiment_header("indexing", IndexSizesResults::FILE, "figures", quick);
     let _ = writeln!(
         md,
         "`users` at {} rows: the table itself is {}.\n\n| index | size | of the table | build time |\n| --- | ---: | ---: | ---: |",
@@ -48,15 +38,12 @@ pub fn table_md(s: &Sizes, quick: bool) -> String {
 /// The plans the indexing bench captured, one Markdown file per case:
 /// `index_plan_<case>.md`, each step's `EXPLAIN (ANALYZE, BUFFERS)` as psql
 /// prints it.
-pub fn plans_md(
-    plans: &[lesson_04_indexing::cases::Excerpt],
-    quick: bool,
-) -> Vec<(String, String)> {
+pub fn plans_md(plans: &IndexPlansResults, quick: bool) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = Vec::new();
-    for p in plans {
+    for p in &plans.0 {
         let name = format!("index_plan_{}.md", p.case);
         if !files.iter().any(|(n, _)| *n == name) {
-            let head = experiment_header("indexing", "index_plans.json", "plans", quick);
+            let head = experiment_header("indexing", IndexPlansResults::FILE, "plans", quick);
             files.push((name.clone(), head));
         }
         if let Some((_, md)) = files.iter_mut().find(|(n, _)| *n == name) {
@@ -67,23 +54,21 @@ pub fn plans_md(
 }
 
 /// MariaDB's access types per step → `index_plan_mariadb.md`.
-pub fn mariadb_md(plans: &[serde_json::Value], quick: bool) -> String {
-    let mut md = experiment_header("indexing", "index_plans_mariadb.json", "plans", quick);
+pub fn mariadb_md(plans: &IndexPlansMariadbResults, quick: bool) -> String {
+    let mut md = experiment_header("indexing", IndexPlansMariadbResults::FILE, "plans", quick);
     md.push_str(
         "| step | `access_type` | key | rows read (`r_rows`) |\n| --- | --- | --- | ---: |\n",
     );
-    for p in plans {
+    for p in &plans.0 {
         let _ = writeln!(
             md,
             "| {} | `{}` | {} | {} |",
-            p["label"].as_str().unwrap_or("?"),
-            p["access_type"].as_str().unwrap_or("?"),
-            p["key"]
-                .as_str()
+            p.label,
+            p.access_type.as_deref().unwrap_or("?"),
+            p.key
+                .as_deref()
                 .map_or("–".to_string(), |k| format!("`{k}`")),
-            p["rows"]
-                .as_f64()
-                .map_or("?".to_string(), |r| format!("{r:.0}"))
+            p.rows.map_or("?".to_string(), |r| format!("{r:.0}"))
         );
     }
     md
@@ -95,10 +80,10 @@ mod tests {
 
     #[test]
     fn sizes_are_shown_against_the_table() {
-        let s = Sizes {
+        let s = IndexSizesResults {
             rows: 1_000_000,
             table_bytes: 100 * 1024 * 1024,
-            indexes: vec![Built {
+            indexes: vec![lesson_04_indexing::experiment::IndexSize {
                 name: "users_email_trgm".into(),
                 bytes: 50 * 1024 * 1024,
                 build_ms: 4200.0,
