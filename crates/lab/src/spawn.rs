@@ -487,22 +487,13 @@ fn env_is_1(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
 }
 
-/// How to install a kind of server's binaries, for the messages below.
-pub fn install_hint(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Postgres => "apt-get install postgresql (macOS: brew install postgresql@17)",
-        Kind::Redis => "apt-get install redis-server (macOS: brew install redis)",
-        Kind::MySql => "apt-get install mariadb-server (macOS: brew install mariadb)",
-    }
-}
-
 /// Why `test` cannot spawn a private `kind`, with the fix; `None` when it can.
 fn missing_binaries(kind: Kind, test: &str) -> Option<String> {
     let e = Binaries::find(kind, &SpawnOptions::plain()).err()?;
     Some(format!(
         "{test} needs a private {kind} from the local server binaries, and {e:#}. \
          Install them: {} (or point {BIN_DIR_ENV} at a folder that holds them)",
-        install_hint(kind)
+        kind.install_hint()
     ))
 }
 
