@@ -112,6 +112,14 @@ pub struct Settings {
 }
 // ANCHOR_END: settings
 
+impl Settings {
+    /// Not lesson 2's `user:{id}`: the value here is an [`Entry`], and
+    /// lesson 2 and 3 may share one Redis.
+    pub fn key(&self, id: i64) -> String {
+        format!("{}entry:user:{id}", self.key_prefix)
+    }
+}
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -121,6 +129,14 @@ pub struct AppState {
     pub breaker: Arc<Breaker>,
     pub inflight: InFlight,
     pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 // ANCHOR: get_user
@@ -246,7 +262,9 @@ async fn cache_get(state: &AppState, id: i64) -> Option<Entry<User>> {
         state.metrics.bump(metrics::REDIS_ERRORS);
         tracing::warn!("Redis GET {why}, going to the database");
     })
-    .await??;
+    .await
+    // `None`: Redis failed; `Some(None)`: no such key. Both are a miss.
+    .flatten()?;
     serde_json::from_str(&json)
         .inspect_err(|e| tracing::warn!("ignoring a malformed entry at {key}: {e}"))
         .ok()
@@ -309,12 +327,6 @@ impl Settings {
             key_prefix: key_prefix.to_string(),
         }
     }
-
-    /// Not lesson 2's `user:{id}`: the value here is an [`Entry`], and
-    /// lesson 2 and 3 may share one Redis.
-    pub fn key(&self, id: i64) -> String {
-        format!("{}entry:user:{id}", self.key_prefix)
-    }
 }
 
 /// Builds the state over a pool and a Redis URL.
@@ -340,12 +352,4 @@ pub fn router(state: AppState) -> Router {
         )
         .with_state(state);
     lab::http::finish(routes)
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
