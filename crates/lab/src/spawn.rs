@@ -9,6 +9,15 @@
 //! An [`Instance`] owns its process and its temp dir. [`Instance::stop`] and
 //! [`Instance::start`] stop and restart it on the same port and data dir;
 //! dropping it stops the server and deletes the dir.
+//!
+//! # Environment
+//!
+//! - `LAB_BIN_DIR`: a folder of server binaries, searched first.
+//! - `LAB_HIDE_LOCAL_BINARIES=1`: search only `LAB_BIN_DIR`, as on a machine
+//!   without the server packages ([`HIDE_LOCAL_ENV`]).
+//! - `LAB_REQUIRE_LOCAL=1`: a lesson's test that needs a private instance
+//!   fails instead of skipping when there are no binaries ([`can_spawn`]).
+//!   An exercise's test always fails then ([`require_spawn`]).
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -465,22 +474,68 @@ fn prepare_child(cmd: &mut Command, cpus: Option<libc::cpu_set_t>) {
 /// the server binaries are missing, instead of skipping. CI sets it.
 pub const REQUIRE_LOCAL_ENV: &str = "LAB_REQUIRE_LOCAL";
 
-/// Whether this machine can spawn a private `kind`, for a test that needs one
-/// (special settings, or a server it stops). On a machine with Docker but no
-/// server packages it cannot: the test says so on stderr and skips, unless
-/// `LAB_REQUIRE_LOCAL=1` makes that a failure.
+/// `LAB_HIDE_LOCAL_BINARIES=1`: [`Binaries::find`] ignores the binaries the
+/// system has installed (PATH, `/usr/lib/postgresql/*/bin`, `/usr/sbin`, …),
+/// as on a machine without the server packages; only a folder named
+/// explicitly (`LAB_BIN_DIR`, [`SpawnOptions::bin_dir`]) is still searched.
+/// It lets a machine that has the packages check what an attendee without
+/// them sees: a lesson's test skips (or fails, with `LAB_REQUIRE_LOCAL=1`),
+/// an exercise's test fails naming what to install.
+pub const HIDE_LOCAL_ENV: &str = "LAB_HIDE_LOCAL_BINARIES";
+
+fn env_is_1(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+/// How to install a kind of server's binaries, for the messages below.
+pub fn install_hint(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Postgres => "apt-get install postgresql (macOS: brew install postgresql@17)",
+        Kind::Redis => "apt-get install redis-server (macOS: brew install redis)",
+        Kind::MySql => "apt-get install mariadb-server (macOS: brew install mariadb)",
+    }
+}
+
+/// Why `test` cannot spawn a private `kind`, with the fix; `None` when it can.
+fn missing_binaries(kind: Kind, test: &str) -> Option<String> {
+    let e = Binaries::find(kind, &SpawnOptions::plain()).err()?;
+    Some(format!(
+        "{test} needs a private {kind} from the local server binaries, and {e:#}. \
+         Install them: {} (or point {BIN_DIR_ENV} at a folder that holds them)",
+        install_hint(kind)
+    ))
+}
+
+/// Whether this machine can spawn a private `kind`, for a *lesson's* test
+/// that needs one (special settings, or a server it stops). On a machine
+/// with Docker but no server packages it cannot: the test skips, and says
+/// so in the test output; `LAB_REQUIRE_LOCAL=1` makes that a failure.
+///
+/// The SKIPPED line is written to stderr directly, not with `eprintln!`:
+/// libtest captures the print macros of a passing test and shows nothing,
+/// which made a skip look exactly like a pass. A direct write to the
+/// process's stderr is not captured.
 pub fn can_spawn(kind: Kind, test: &str) -> bool {
-    match Binaries::find(kind, &SpawnOptions::plain()) {
-        Ok(_) => true,
-        Err(e) => {
-            let why =
-                format!("{test} needs a private {kind} from the local server binaries, and {e:#}");
-            if std::env::var(REQUIRE_LOCAL_ENV).is_ok_and(|v| v == "1") {
-                panic!("{why} ({REQUIRE_LOCAL_ENV}=1)");
-            }
-            eprintln!("SKIPPED: {why}. Install the server package to run it.");
-            false
-        }
+    let Some(why) = missing_binaries(kind, test) else {
+        return true;
+    };
+    if env_is_1(REQUIRE_LOCAL_ENV) {
+        panic!("{why} ({REQUIRE_LOCAL_ENV}=1 makes this a failure, not a skip)");
+    }
+    // libtest names each test's thread after the test.
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("\nSKIPPED {name}: {why}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
+}
+
+/// For an *exercise's* test: panics, naming what to install, when this
+/// machine cannot spawn a private `kind`. An exercise must never pass
+/// without running: a skipped test would report an untouched `todo!()`
+/// starter as "ok".
+pub fn require_spawn(kind: Kind, test: &str) {
+    if let Some(why) = missing_binaries(kind, test) {
+        panic!("{why}");
     }
 }
 
@@ -494,10 +549,12 @@ pub struct Binaries {
 
 impl Binaries {
     /// Looks in `bin_dir`, then the usual places: Debian's
-    /// `/usr/lib/postgresql/N/bin` (newest first), `/usr/sbin`, and `PATH`.
+    /// `/usr/lib/postgresql/N/bin` (newest first), `/usr/sbin`, and `PATH`;
+    /// with `LAB_HIDE_LOCAL_BINARIES=1`, in `bin_dir` only.
     pub fn find(kind: Kind, opts: &SpawnOptions) -> anyhow::Result<Binaries> {
         let mut dirs: Vec<PathBuf> = opts.bin_dir.iter().cloned().collect();
-        if !opts.only_bin_dir {
+        let hidden = env_is_1(HIDE_LOCAL_ENV);
+        if !opts.only_bin_dir && !hidden {
             if kind == Kind::Postgres {
                 dirs.extend(debian_postgres_bin_dirs());
             }
@@ -554,11 +611,17 @@ impl Binaries {
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
             .join(" and ");
-        let looked = if opts.only_bin_dir {
-            opts.bin_dir
+        let looked = if opts.only_bin_dir || hidden {
+            let dir = opts
+                .bin_dir
                 .as_ref()
                 .map(|d| d.display().to_string())
-                .unwrap_or_default()
+                .unwrap_or_else(|| "no folder".into());
+            if hidden {
+                format!("{dir}; {HIDE_LOCAL_ENV}=1 hides the system's binaries")
+            } else {
+                dir
+            }
         } else {
             "LAB_BIN_DIR, /usr/lib/postgresql/*/bin, PATH and /usr/sbin".to_string()
         };
