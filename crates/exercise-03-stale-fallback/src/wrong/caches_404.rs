@@ -1,0 +1,51 @@
+//! Wrong: "no such user" is stored too (an `Entry` with no value), for the
+//! hard TTL, so a user created a moment later stays a 404 for a day.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use lab::http::user_id_from_path;
+use lab::users::{User, fetch_user};
+use lesson_03_stale_fallback::entry::{Entry, Freshness};
+use lesson_03_stale_fallback::{ServeError, respond};
+use redis::AsyncCommands;
+
+use crate::AppState;
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ServeError> {
+    let id = user_id_from_path(path)?;
+    let s = &state.settings;
+    let key = s.key(id);
+    let mut redis = state.redis.clone();
+    let got = tokio::time::timeout(s.redis_timeout, redis.get::<_, Option<String>>(&key)).await;
+    let old: Option<Entry<User>> = match got {
+        Ok(Ok(Some(json))) => serde_json::from_str(&json).ok(),
+        _ => None,
+    };
+    if let Some(e) = &old
+        && e.freshness(SystemTime::now(), s.soft_ttl) == Freshness::Fresh
+    {
+        return respond(id, e.clone(), "HIT");
+    }
+    match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await {
+        Ok(Ok(user)) => {
+            let entry = Entry::new(user, SystemTime::now());
+            let json = serde_json::to_string(&entry).unwrap_or_default();
+            let set = redis.set_ex::<_, _, ()>(&key, json, s.hard_ttl.as_secs());
+            let _ = tokio::time::timeout(s.redis_timeout, set).await;
+            respond(id, entry, "MISS")
+        }
+        _ => match old {
+            Some(e) => respond(id, e, "STALE"),
+            None => Err(ServeError::Unavailable {
+                message: format!("user {id} is unavailable"),
+                retry_after: Duration::from_secs(1),
+            }),
+        },
+    }
+}
