@@ -94,7 +94,12 @@ async fn the_user_is_cached_under_its_key_with_the_ttl() {
     let state = state_for(schema.pool().clone(), &redis);
 
     let r = get(&state, "/users/42").await;
-    assert_eq!(r.status, StatusCode::OK, "GET /users/42 should answer 200: {}", r.body);
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "GET /users/42 should answer 200: {}",
+        r.body
+    );
     redis.assert_every_key_is_under_the_prefix().await;
     let key = state.settings.key(42);
     let ttl = redis.ttl(&key).await;
@@ -130,7 +135,10 @@ async fn a_missing_user_is_a_404_and_is_not_cached() {
         r.body
     );
     assert!(
-        r.json()["error"].as_str().unwrap_or_default().contains("500"),
+        r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("500"),
         "the 404's error text should name the user, like \"user 500 not found\"; got {}",
         r.body
     );
@@ -184,7 +192,12 @@ async fn reads_survive_a_paused_redis() {
     let state = state_for(schema.pool().clone(), &redis);
     // Connect while Redis answers, as a running service would have.
     let warm = get(&state, "/users/1").await;
-    assert_eq!(warm.status, StatusCode::OK, "GET /users/1 should answer 200: {}", warm.body);
+    assert_eq!(
+        warm.status,
+        StatusCode::OK,
+        "GET /users/1 should answer 200: {}",
+        warm.body
+    );
 
     // Up, connected, and silent: each call must give up after the 200 ms
     // `redis_timeout`; 10 s is 25 times the two calls a miss makes.

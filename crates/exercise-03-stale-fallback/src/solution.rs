@@ -49,19 +49,18 @@ pub async fn get_user(
 
     // 3. The database, under a timeout short enough that a stale answer is
     //    still a quick one.
-    let loaded = match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency))
-        .await
-    {
-        Ok(Ok(user)) => Some(user),
-        Ok(Err(e)) => {
-            tracing::warn!("the database failed for user {id}: {e:#}");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("the database did not answer within {:?}", s.db_timeout);
-            None
-        }
-    };
+    let loaded =
+        match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await {
+            Ok(Ok(user)) => Some(user),
+            Ok(Err(e)) => {
+                tracing::warn!("the database failed for user {id}: {e:#}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the database did not answer within {:?}", s.db_timeout);
+                None
+            }
+        };
 
     match (loaded, cached) {
         // 4. It answered. A user is stored with a new timestamp, for the hard

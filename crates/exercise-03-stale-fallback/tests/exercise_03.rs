@@ -143,7 +143,12 @@ async fn with_postgres_down_a_fresh_copy_is_a_hit_and_an_old_one_is_stale() {
     let mut s = setup("with_postgres_down_a_fresh_copy_is_a_hit_and_an_old_one_is_stale").await;
     for id in [7, 8] {
         let r = get(&s.state, &format!("/users/{id}")).await;
-        assert_eq!(r.status, StatusCode::OK, "GET /users/{id} should answer 200: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "GET /users/{id} should answer 200: {}",
+            r.body
+        );
     }
     backdate(&s, 8, Duration::from_secs(120)).await;
 
@@ -184,13 +189,22 @@ async fn with_postgres_down_a_fresh_copy_is_a_hit_and_an_old_one_is_stale() {
         cold.status,
         cold.body
     );
-    let message = cold.json()["error"].as_str().unwrap_or_default().to_string();
+    let message = cold.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         !message.is_empty(),
         "the 503's body should be JSON like {{\"error\": \"...\"}} (ServeError::Unavailable's message), got {}",
         cold.body
     );
-    for internal in ["os error", "communicating", "pool timed out", "refused", "sqlx"] {
+    for internal in [
+        "os error",
+        "communicating",
+        "pool timed out",
+        "refused",
+        "sqlx",
+    ] {
         assert!(
             !message.to_lowercase().contains(internal),
             "the 503's message reaches the client: say that user 9 is unavailable, without the \

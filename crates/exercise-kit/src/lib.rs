@@ -31,7 +31,9 @@ impl PrivateRedis {
         lab::spawn::require_spawn(Kind::Redis, test);
         let instance = Instance::start_new(Kind::Redis, SpawnOptions::plain())
             .await
-            .unwrap_or_else(|e| panic!("the tests could not start a private Redis (not your code): {e:#}"));
+            .unwrap_or_else(|e| {
+                panic!("the tests could not start a private Redis (not your code): {e:#}")
+            });
         PrivateRedis { instance }
     }
 

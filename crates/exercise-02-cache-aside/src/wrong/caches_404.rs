@@ -20,8 +20,14 @@ pub async fn get_user(
     let limit = state.settings.redis_timeout;
     let mut redis = state.redis.clone();
     let not_found = || ApiError::NotFound(format!("user {id} not found"));
-    if let Ok(Ok(Some(json))) = tokio::time::timeout(limit, redis.get::<_, Option<String>>(&key)).await {
-        return if json == "null" { Err(not_found()) } else { Ok(json_response(json, "HIT")) };
+    if let Ok(Ok(Some(json))) =
+        tokio::time::timeout(limit, redis.get::<_, Option<String>>(&key)).await
+    {
+        return if json == "null" {
+            Err(not_found())
+        } else {
+            Ok(json_response(json, "HIT"))
+        };
     }
     let user = fetch_user(&state.pool, id, state.settings.latency).await?;
     // Caches the Option: `null` for a missing user.

@@ -23,12 +23,11 @@ pub async fn get_user(
     let key = s.key(id);
     let mut redis = state.redis.clone();
     // A timeout is a miss, but a Redis error fails the request.
-    let json = match tokio::time::timeout(s.redis_timeout, redis.get::<_, Option<String>>(&key))
-        .await
-    {
-        Ok(reply) => reply.map_err(|e| ApiError::Internal(e.into()))?,
-        Err(_) => None,
-    };
+    let json =
+        match tokio::time::timeout(s.redis_timeout, redis.get::<_, Option<String>>(&key)).await {
+            Ok(reply) => reply.map_err(|e| ApiError::Internal(e.into()))?,
+            Err(_) => None,
+        };
     let old = json.and_then(|j| serde_json::from_str::<Entry<User>>(&j).ok());
     if let Some(e) = &old
         && e.freshness(SystemTime::now(), s.soft_ttl) == Freshness::Fresh
