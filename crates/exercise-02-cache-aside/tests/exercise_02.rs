@@ -22,9 +22,16 @@ fn state_for(pool: sqlx::PgPool, redis: &PrivateRedis) -> AppState {
     s
 }
 
-/// A schema of this test's own on the shared PostgreSQL, seeded with users
-/// 1 to 100.
-async fn users() -> (lab::Server, PgSchema) {
+/// What most tests run on: a schema of the test's own on the shared
+/// PostgreSQL, seeded with users 1 to 100, and a private Redis.
+struct Setup {
+    _pg: lab::Server,
+    schema: PgSchema,
+    redis: PrivateRedis,
+    state: AppState,
+}
+
+async fn setup(test: &str) -> Setup {
     let pg = lab::discover(Kind::Postgres)
         .await
         .expect("the tests need a PostgreSQL server; `just doctor` shows what was found");
@@ -34,7 +41,14 @@ async fn users() -> (lab::Server, PgSchema) {
     lab::seed::ensure_users_pg(schema.pool(), 100)
         .await
         .expect("the tests could not seed their users (not your code)");
-    (pg, schema)
+    let redis = PrivateRedis::start(test).await;
+    let state = state_for(schema.pool().clone(), &redis);
+    Setup {
+        _pg: pg,
+        schema,
+        redis,
+        state,
+    }
 }
 
 async fn get(state: &AppState, uri: &str) -> Reply {
@@ -89,31 +103,29 @@ async fn a_miss_then_a_hit_reads_the_database_once() {
 
 #[tokio::test]
 async fn the_user_is_cached_under_its_key_with_the_ttl() {
-    let (_pg, schema) = users().await;
-    let redis = PrivateRedis::start("the_user_is_cached_under_its_key_with_the_ttl").await;
-    let state = state_for(schema.pool().clone(), &redis);
+    let s = setup("the_user_is_cached_under_its_key_with_the_ttl").await;
 
-    let r = get(&state, "/users/42").await;
+    let r = get(&s.state, "/users/42").await;
     assert_eq!(
         r.status,
         StatusCode::OK,
         "GET /users/42 should answer 200: {}",
         r.body
     );
-    redis.assert_every_key_is_under_the_prefix().await;
-    let key = state.settings.key(42);
-    let ttl = redis.ttl(&key).await;
+    s.redis.assert_every_key_is_under_the_prefix().await;
+    let key = s.state.settings.key(42);
+    let ttl = s.redis.ttl(&key).await;
     assert!(
         ttl != -2,
         "after a miss, the user should be stored under `state.settings.key(42)` ({key:?}); Redis holds {:?}",
-        redis.keys().await
+        s.redis.keys().await
     );
     assert!(
         ttl > 0 && ttl <= 60,
-        "the key should expire within the 60 s TTL: store it with `set_ex(&key, &json, state.settings.ttl.as_secs())`, \
+        "the key should expire within the 60 s TTL: store it with `set_ex(&key, &json, s.state.settings.ttl.as_secs())`, \
          not `set`; its TTL is {ttl} (-1: it never expires)"
     );
-    let json = redis.get(&key).await.unwrap_or_default();
+    let json = s.redis.get(&key).await.unwrap_or_default();
     assert!(
         json.contains("\"email\""),
         "the cached value should be the user's JSON (`serde_json::to_string(&user)`), got {json:?}"
@@ -122,11 +134,9 @@ async fn the_user_is_cached_under_its_key_with_the_ttl() {
 
 #[tokio::test]
 async fn a_missing_user_is_a_404_and_is_not_cached() {
-    let (_pg, schema) = users().await;
-    let redis = PrivateRedis::start("a_missing_user_is_a_404_and_is_not_cached").await;
-    let state = state_for(schema.pool().clone(), &redis);
+    let s = setup("a_missing_user_is_a_404_and_is_not_cached").await;
 
-    let r = get(&state, "/users/500").await;
+    let r = get(&s.state, "/users/500").await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
@@ -144,10 +154,10 @@ async fn a_missing_user_is_a_404_and_is_not_cached() {
     );
     // The user is created a moment later: the next read must find it.
     sqlx::query("INSERT INTO users (id, name, email, created_at) VALUES (500, 'New User', 'new@example.org', now())")
-        .execute(schema.pool())
+        .execute(s.schema.pool())
         .await
         .expect("the tests could not insert user 500 (not your code)");
-    let again = get(&state, "/users/500").await;
+    let again = get(&s.state, "/users/500").await;
     assert_eq!(
         again.status,
         StatusCode::OK,
@@ -156,17 +166,15 @@ async fn a_missing_user_is_a_404_and_is_not_cached() {
         again.status,
         again.body
     );
-    redis.assert_every_key_is_under_the_prefix().await;
+    s.redis.assert_every_key_is_under_the_prefix().await;
 }
 
 #[tokio::test]
 async fn reads_survive_a_dead_redis() {
-    let (_pg, schema) = users().await;
-    let mut redis = PrivateRedis::start("reads_survive_a_dead_redis").await;
-    let state = state_for(schema.pool().clone(), &redis);
-    redis.stop().await;
+    let mut s = setup("reads_survive_a_dead_redis").await;
+    s.redis.stop().await;
 
-    let r = get(&state, "/users/9").await;
+    let r = get(&s.state, "/users/9").await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -175,7 +183,7 @@ async fn reads_survive_a_dead_redis() {
         r.status,
         r.body
     );
-    let missing = get(&state, "/users/999").await;
+    let missing = get(&s.state, "/users/999").await;
     assert_eq!(
         missing.status,
         StatusCode::NOT_FOUND,
@@ -187,11 +195,9 @@ async fn reads_survive_a_dead_redis() {
 
 #[tokio::test]
 async fn reads_survive_a_paused_redis() {
-    let (_pg, schema) = users().await;
-    let redis = PrivateRedis::start("reads_survive_a_paused_redis").await;
-    let state = state_for(schema.pool().clone(), &redis);
+    let s = setup("reads_survive_a_paused_redis").await;
     // Connect while Redis answers, as a running service would have.
-    let warm = get(&state, "/users/1").await;
+    let warm = get(&s.state, "/users/1").await;
     assert_eq!(
         warm.status,
         StatusCode::OK,
@@ -201,12 +207,12 @@ async fn reads_survive_a_paused_redis() {
 
     // Up, connected, and silent: each call must give up after the 200 ms
     // `redis_timeout`; 10 s is 25 times the two calls a miss makes.
-    redis.pause(Duration::from_secs(120)).await;
+    s.redis.pause(Duration::from_secs(120)).await;
     let r = within(
         Duration::from_secs(10),
         "with Redis paused, GET /users/9 never answered: wrap each Redis call (the GET and the SET) in \
-         `tokio::time::timeout(state.settings.redis_timeout, ...)`",
-        get(&state, "/users/9"),
+         `tokio::time::timeout(s.state.settings.redis_timeout, ...)`",
+        get(&s.state, "/users/9"),
     )
     .await;
     assert_eq!(

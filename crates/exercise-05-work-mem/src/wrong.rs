@@ -14,25 +14,24 @@ async fn explain(conn: &mut sqlx::PgConnection) -> anyhow::Result<serde_json::Va
     )
 }
 
+/// Runs `set`, then the report, on one connection from the pool.
+async fn after(pool: &PgPool, set: &str) -> anyhow::Result<serde_json::Value> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query(set).execute(&mut *conn).await?;
+    explain(&mut conn).await
+}
+
 /// Wrong: a plain `SET` lasts for the session, and the pool hands that
 /// connection, with 64MB of work_mem per sort, to every later query.
 pub async fn session_set(pool: &PgPool) -> anyhow::Result<serde_json::Value> {
-    let mut conn = pool.acquire().await?;
-    sqlx::query("SET work_mem = '64MB'")
-        .execute(&mut *conn)
-        .await?;
-    explain(&mut conn).await
+    after(pool, "SET work_mem = '64MB'").await
 }
 
 /// Wrong: `ALTER ROLE … SET` changes every *new* session of the role (the
 /// whole application), and not the connection already open: this report
 /// still spills.
 pub async fn alter_role(pool: &PgPool) -> anyhow::Result<serde_json::Value> {
-    let mut conn = pool.acquire().await?;
-    sqlx::query("ALTER ROLE CURRENT_USER SET work_mem = '64MB'")
-        .execute(&mut *conn)
-        .await?;
-    explain(&mut conn).await
+    after(pool, "ALTER ROLE CURRENT_USER SET work_mem = '64MB'").await
 }
 
 /// Wrong: the right scope, the wrong size. The Disk figure (about 10 MB)

@@ -1,7 +1,7 @@
 //! Wrong: "no such user" is stored too (an `Entry` with no value), for the
 //! hard TTL, so a user created a moment later stays a 404 for a day.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -12,6 +12,7 @@ use lesson_03_stale_fallback::entry::{Entry, Freshness};
 use lesson_03_stale_fallback::{ServeError, respond};
 use redis::AsyncCommands;
 
+use super::{stale_or_unavailable, store};
 use crate::AppState;
 
 pub async fn get_user(
@@ -35,17 +36,10 @@ pub async fn get_user(
     match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await {
         Ok(Ok(user)) => {
             let entry = Entry::new(user, SystemTime::now());
-            let json = serde_json::to_string(&entry).unwrap_or_default();
-            let set = redis.set_ex::<_, _, ()>(&key, json, s.hard_ttl.as_secs());
-            let _ = tokio::time::timeout(s.redis_timeout, set).await;
+            // Stored whether or not it holds a user.
+            store(&state, &key, &entry).await;
             respond(id, entry, "MISS")
         }
-        _ => match old {
-            Some(e) => respond(id, e, "STALE"),
-            None => Err(ServeError::Unavailable {
-                message: format!("user {id} is unavailable"),
-                retry_after: Duration::from_secs(1),
-            }),
-        },
+        _ => stale_or_unavailable(id, old),
     }
 }

@@ -3,7 +3,7 @@
 //! swapping, a network black hole) holds every request forever, stale copy
 //! or not.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -14,6 +14,7 @@ use lesson_03_stale_fallback::entry::{Entry, Freshness};
 use lesson_03_stale_fallback::{ServeError, respond};
 use redis::AsyncCommands;
 
+use super::stale_or_unavailable;
 use crate::AppState;
 
 pub async fn get_user(
@@ -34,13 +35,7 @@ pub async fn get_user(
     let Ok(Ok(user)) =
         tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await
     else {
-        return match old {
-            Some(e) => respond(id, e, "STALE"),
-            None => Err(ServeError::Unavailable {
-                message: format!("user {id} is unavailable"),
-                retry_after: Duration::from_secs(1),
-            }),
-        };
+        return stale_or_unavailable(id, old);
     };
     let entry = Entry::new(user, SystemTime::now());
     if entry.value.is_some() {

@@ -1,7 +1,7 @@
 //! Wrong: a Redis error is passed up with `?`, so when Redis is down every
 //! request is a 500, although the database could have answered it.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -12,6 +12,7 @@ use lesson_03_stale_fallback::entry::{Entry, Freshness};
 use lesson_03_stale_fallback::{ServeError, respond};
 use redis::AsyncCommands;
 
+use super::{stale_or_unavailable, store};
 use crate::AppState;
 
 pub async fn get_user(
@@ -29,27 +30,18 @@ pub async fn get_user(
             Err(_) => None,
         };
     let old = json.and_then(|j| serde_json::from_str::<Entry<User>>(&j).ok());
-    if let Some(e) = &old
+    if let Some(e) = old.clone()
         && e.freshness(SystemTime::now(), s.soft_ttl) == Freshness::Fresh
     {
-        return respond(id, e.clone(), "HIT");
+        return respond(id, e, "HIT");
     }
     match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await {
-        Ok(Ok(user)) => {
-            let entry = Entry::new(user, SystemTime::now());
-            if entry.value.is_some() {
-                let json = serde_json::to_string(&entry).unwrap_or_default();
-                let set = redis.set_ex::<_, _, ()>(&key, json, s.hard_ttl.as_secs());
-                let _ = tokio::time::timeout(s.redis_timeout, set).await;
-            }
+        Ok(Ok(Some(user))) => {
+            let entry = Entry::new(Some(user), SystemTime::now());
+            store(&state, &key, &entry).await;
             respond(id, entry, "MISS")
         }
-        _ => match old {
-            Some(e) => respond(id, e, "STALE"),
-            None => Err(ServeError::Unavailable {
-                message: format!("user {id} is unavailable"),
-                retry_after: Duration::from_secs(1),
-            }),
-        },
+        Ok(Ok(None)) => respond(id, Entry::new(None, SystemTime::now()), "MISS"),
+        _ => stale_or_unavailable(id, old),
     }
 }

@@ -2,7 +2,7 @@
 //! than the soft TTL it is never replaced, so every later read goes to the
 //! database (and, in an outage, serves a copy older than it needs to be).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -13,6 +13,7 @@ use lesson_03_stale_fallback::entry::{Entry, Freshness};
 use lesson_03_stale_fallback::{ServeError, respond};
 use redis::AsyncCommands;
 
+use super::{stale_or_unavailable, store};
 use crate::AppState;
 
 pub async fn get_user(
@@ -34,23 +35,15 @@ pub async fn get_user(
         }
         other => other,
     };
-    match tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await {
-        Ok(Ok(user)) => {
-            let entry = Entry::new(user, SystemTime::now());
-            // Only a miss stores: "the copy is already in Redis".
-            if stale.is_none() && entry.value.is_some() {
-                let json = serde_json::to_string(&entry).unwrap_or_default();
-                let set = redis.set_ex::<_, _, ()>(&key, json, s.hard_ttl.as_secs());
-                let _ = tokio::time::timeout(s.redis_timeout, set).await;
-            }
-            respond(id, entry, "MISS")
-        }
-        _ => match stale {
-            Some(e) => respond(id, e, "STALE"),
-            None => Err(ServeError::Unavailable {
-                message: format!("user {id} is unavailable"),
-                retry_after: Duration::from_secs(1),
-            }),
-        },
+    let Ok(Ok(user)) =
+        tokio::time::timeout(s.db_timeout, fetch_user(&state.pool, id, s.latency)).await
+    else {
+        return stale_or_unavailable(id, stale);
+    };
+    let entry = Entry::new(user, SystemTime::now());
+    // Only a cold miss stores: "the copy is already in Redis".
+    if stale.is_none() && entry.value.is_some() {
+        store(&state, &key, &entry).await;
     }
+    respond(id, entry, "MISS")
 }
