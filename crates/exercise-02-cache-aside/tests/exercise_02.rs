@@ -4,11 +4,10 @@
 //! tests read every key your handler wrote, and stop or pause it under your
 //! handler, without touching the Redis other people use.
 
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use exercise_02_cache_aside::{AppState, Settings, router, state};
-use exercise_kit::{PREFIX, PrivateRedis, within};
+use exercise_kit::{PREFIX, PrivateRedis, get_while_paused};
 use lab::Kind;
 use lab::isolate::PgSchema;
 use lab::testing::{CountingPostgres, Reply, call};
@@ -122,7 +121,7 @@ async fn the_user_is_cached_under_its_key_with_the_ttl() {
     );
     assert!(
         ttl > 0 && ttl <= 60,
-        "the key should expire within the 60 s TTL: store it with `set_ex(&key, &json, s.state.settings.ttl.as_secs())`, \
+        "the key should expire within the 60 s TTL: store it with `set_ex(&key, &json, state.settings.ttl.as_secs())`, \
          not `set`; its TTL is {ttl} (-1: it never expires)"
     );
     let json = s.redis.get(&key).await.unwrap_or_default();
@@ -153,10 +152,7 @@ async fn a_missing_user_is_a_404_and_is_not_cached() {
         r.body
     );
     // The user is created a moment later: the next read must find it.
-    sqlx::query("INSERT INTO users (id, name, email, created_at) VALUES (500, 'New User', 'new@example.org', now())")
-        .execute(s.schema.pool())
-        .await
-        .expect("the tests could not insert user 500 (not your code)");
+    exercise_kit::create_user(s.schema.pool(), 500).await;
     let again = get(&s.state, "/users/500").await;
     assert_eq!(
         again.status,
@@ -196,25 +192,9 @@ async fn reads_survive_a_dead_redis() {
 #[tokio::test]
 async fn reads_survive_a_paused_redis() {
     let s = setup("reads_survive_a_paused_redis").await;
-    // Connect while Redis answers, as a running service would have.
-    let warm = get(&s.state, "/users/1").await;
-    assert_eq!(
-        warm.status,
-        StatusCode::OK,
-        "GET /users/1 should answer 200: {}",
-        warm.body
-    );
-
-    // Up, connected, and silent: each call must give up after the 200 ms
-    // `redis_timeout`; 10 s is 25 times the two calls a miss makes.
-    s.redis.pause(Duration::from_secs(120)).await;
-    let r = within(
-        Duration::from_secs(10),
-        "with Redis paused, GET /users/9 never answered: wrap each Redis call (the GET and the SET) in \
-         `tokio::time::timeout(s.state.settings.redis_timeout, ...)`",
-        get(&s.state, "/users/9"),
-    )
-    .await;
+    // Up, connected, and silent: each Redis call must give up after the
+    // 200 ms `redis_timeout` and count as a miss.
+    let r = get_while_paused(&s.redis, router(s.state.clone()), "/users/9").await;
     assert_eq!(
         r.status,
         StatusCode::OK,

@@ -10,8 +10,11 @@
 
 use std::time::Duration;
 
+use axum::Router;
+use axum::http::StatusCode;
 use lab::Kind;
 use lab::spawn::{Instance, SpawnOptions};
+use lab::testing::{Reply, call};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 
 /// The key prefix the tests give the handler: an attendee's namespace on a
@@ -124,6 +127,43 @@ impl PrivateRedis {
              find your copy. Build every key with `state.settings.key(id)`, which adds the prefix."
         );
     }
+}
+
+/// `GET uri` through `app` while Redis is paused. The app first reads a
+/// user while Redis answers, so its connection is up, as a running
+/// service's would be; then Redis is paused for two minutes, and the read
+/// must come back within 10 s: 25 times the two 200 ms Redis calls a miss
+/// makes, which two busy cores cannot flip.
+pub async fn get_while_paused(redis: &PrivateRedis, app: Router, uri: &str) -> Reply {
+    let warm = call(app.clone(), "GET", "/users/1", None).await;
+    assert_eq!(
+        warm.status,
+        StatusCode::OK,
+        "GET /users/1 should answer 200 while Redis is up: {}",
+        warm.body
+    );
+    redis.pause(Duration::from_secs(120)).await;
+    within(
+        Duration::from_secs(10),
+        &format!(
+            "with Redis paused, GET {uri} never answered: wrap each Redis call (the GET and the \
+             SET) in `tokio::time::timeout(state.settings.redis_timeout, ...)`"
+        ),
+        call(app, "GET", uri, None),
+    )
+    .await
+}
+
+/// Creates user `id` in the tests' `users` table, as another service
+/// would: for the checks that a 404 was not cached.
+pub async fn create_user(pool: &sqlx::PgPool, id: i64) {
+    sqlx::query(
+        "INSERT INTO users (id, name, email, created_at) VALUES ($1, 'New User', 'new@example.org', now())",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap_or_else(|e| panic!("the tests could not insert user {id} (not your code): {e}"));
 }
 
 /// Awaits `request`, failing the test with `stuck` if it takes longer than

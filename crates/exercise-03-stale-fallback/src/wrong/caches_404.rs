@@ -7,12 +7,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use lab::http::user_id_from_path;
-use lab::users::{User, fetch_user};
+use lab::users::fetch_user;
 use lesson_03_stale_fallback::entry::{Entry, Freshness};
 use lesson_03_stale_fallback::{ServeError, respond};
-use redis::AsyncCommands;
 
-use super::{stale_or_unavailable, store};
+use super::{cached, stale_or_unavailable, store};
 use crate::AppState;
 
 pub async fn get_user(
@@ -22,12 +21,7 @@ pub async fn get_user(
     let id = user_id_from_path(path)?;
     let s = &state.settings;
     let key = s.key(id);
-    let mut redis = state.redis.clone();
-    let got = tokio::time::timeout(s.redis_timeout, redis.get::<_, Option<String>>(&key)).await;
-    let old: Option<Entry<User>> = match got {
-        Ok(Ok(Some(json))) => serde_json::from_str(&json).ok(),
-        _ => None,
-    };
+    let old = cached(&state, &key).await;
     if let Some(e) = &old
         && e.freshness(SystemTime::now(), s.soft_ttl) == Freshness::Fresh
     {

@@ -20,6 +20,21 @@ pub mod no_redis_timeout;
 pub mod redis_error_is_500;
 pub mod refresh_not_stored;
 
+/// The copy under `key`, read under the Redis timeout; anything else is
+/// no copy.
+async fn cached(state: &AppState, key: &str) -> Option<Entry<User>> {
+    let mut redis = state.redis.clone();
+    let got = tokio::time::timeout(
+        state.settings.redis_timeout,
+        redis.get::<_, Option<String>>(key),
+    )
+    .await;
+    match got {
+        Ok(Ok(Some(json))) => serde_json::from_str(&json).ok(),
+        _ => None,
+    }
+}
+
 /// The database failed: the old copy if there is one, else 503.
 fn stale_or_unavailable(id: i64, old: Option<Entry<User>>) -> Result<Response, ServeError> {
     match old {
