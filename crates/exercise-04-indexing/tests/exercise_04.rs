@@ -40,7 +40,10 @@ async fn both_searches_use_an_index_after_the_migration() {
         );
     }
     if let Err(e) = migrate(&pool).await {
-        panic!("your MIGRATION failed on a fresh database; PostgreSQL said: {e:#}");
+        panic!(
+            "your MIGRATION failed on its first run; PostgreSQL said: {e:#}. If what it creates may \
+             already exist (an extension often does), use IF NOT EXISTS"
+        );
     }
     for (what, q) in searches() {
         let plan = q.explain(&pool, false).await.expect("plan");
@@ -77,7 +80,10 @@ async fn the_results_do_not_change_and_the_migration_can_run_twice() {
         before.push(q.fetch(&pool).await.expect("query"));
     }
     if let Err(e) = migrate(&pool).await {
-        panic!("your MIGRATION failed on a fresh database; PostgreSQL said: {e:#}");
+        panic!(
+            "your MIGRATION failed on its first run; PostgreSQL said: {e:#}. If what it creates may \
+             already exist (an extension often does), use IF NOT EXISTS"
+        );
     }
     if let Err(e) = migrate(&pool).await {
         panic!(
