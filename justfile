@@ -22,6 +22,9 @@ serve-1 *args:
 exercise-1:
     cargo test -q -p exercise-01-naive --features starter
 
+# Exercise 1's hint K, one at a time: `just hint-1 1` is gentle, the last is nearly the answer.
+hint-1 k: (_hint "crates/exercise-01-naive/HINTS.md" k)
+
 # Lesson 2's demo: cache-aside with Redis: miss, hit, TTL, write, Redis outage.
 lesson-2 *args:
     cargo run -q -p lesson-02-cache-aside -- "$@"
@@ -33,6 +36,9 @@ serve-2 *args:
 # Check your solution to exercise 2 (edit crates/exercise-02-cache-aside/src/starter.rs).
 exercise-2:
     cargo test -q -p exercise-02-cache-aside --features starter
+
+# Exercise 2's hint K, one at a time: `just hint-2 1` is gentle, the last is nearly the answer.
+hint-2 k: (_hint "crates/exercise-02-cache-aside/HINTS.md" k)
 
 # Lesson 3's outage experiment (short; `--long` is the book's run). `just lesson-3 --serve` serves it.
 lesson-3 *args:
@@ -46,6 +52,9 @@ serve-3 *args:
 exercise-3:
     cargo test -q -p exercise-03-stale-fallback --features starter
 
+# Exercise 3's hint K, one at a time: `just hint-3 1` is gentle, the last is nearly the answer.
+hint-3 k: (_hint "crates/exercise-03-stale-fallback/HINTS.md" k)
+
 # Lesson 4: each query before and after its index, with the plan (LAB_INDEX_ROWS, default 200000).
 lesson-4 *args:
     cargo run -q -p lesson-04-indexing -- "$@"
@@ -53,6 +62,9 @@ lesson-4 *args:
 # Check your solution to exercise 4 (edit crates/exercise-04-indexing/src/starter.rs).
 exercise-4:
     cargo test -q -p exercise-04-indexing --features starter
+
+# Exercise 4's hint K, one at a time: `just hint-4 1` is gentle, the last is nearly the answer.
+hint-4 k: (_hint "crates/exercise-04-indexing/HINTS.md" k)
 
 # Lesson 5: every buffer experiment, small, on private servers (~20 s). Configs: `just lesson-5 tune --ram 16GB --cpus 8 --db postgres`.
 lesson-5 *args:
@@ -62,11 +74,18 @@ lesson-5 *args:
 exercise-5:
     cargo test -q -p exercise-05-work-mem --features starter
 
+# Exercise 5's hint K, one at a time: `just hint-5 1` is gentle, the last is nearly the answer.
+hint-5 k: (_hint "crates/exercise-05-work-mem/HINTS.md" k)
+
 # The whole test suite, against real servers (nextest when installed).
 test *args:
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace "$@"; else cargo test --workspace "$@"; fi
 
-# Prove every exercise starter fails as shipped and every solution passes.
+# Print hint K of a HINTS.md (the hint-N recipes call it).
+_hint file k:
+    @awk -v k="$2" '/^## Hint / {on = ($3 == k); if (on) found = 1} on {print} END {if (!found) {print "There is no hint " k " in " FILENAME "; ask for 1 to 4."; exit 1}}' "$1"
+
+# Prove every exercise starter and wrong variant fails, and every solution passes.
 check-exercises:
     .ci/check-exercises
 

@@ -9,11 +9,13 @@ use lab::isolate::PgSchema;
 async fn setup() -> (lab::Server, PgSchema, AppState) {
     let server = lab::discover(lab::Kind::Postgres)
         .await
-        .expect("a PostgreSQL server (run `just doctor`)");
-    let schema = PgSchema::create(server.url()).await.expect("a test schema");
+        .expect("the tests need a PostgreSQL server; `just doctor` shows what was found");
+    let schema = PgSchema::create(server.url())
+        .await
+        .expect("the tests could not create their own schema on PostgreSQL (not your code)");
     lab::seed::ensure_users_pg(schema.pool(), 200)
         .await
-        .expect("seeded users");
+        .expect("the tests could not seed their users (not your code)");
     let state = AppState {
         pool: schema.pool().clone(),
         latency: Duration::ZERO,
@@ -35,7 +37,7 @@ async fn returns_a_known_user_as_json() {
         StatusCode::OK,
         "GET /users/42 should answer 200 with user 42; it answered {status}: {body}"
     );
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let want =
         serde_json::json!({ "id": 42, "name": "User 42", "email": lab::seed::email_for(42) });
     assert_eq!(
@@ -53,9 +55,13 @@ async fn answers_404_for_a_user_that_does_not_exist() {
         StatusCode::NOT_FOUND,
         "there is no user 999999: answer 404 with ApiError::NotFound, not {status} ({body})"
     );
+    let error = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        body.contains("\"error\""),
-        "the 404 body should be JSON like {{\"error\": \"...\"}}, got {body}"
+        error.contains("999999"),
+        "the 404 body should be JSON like {{\"error\": \"user 999999 not found\"}}, naming the user; got {body}"
     );
 }
 

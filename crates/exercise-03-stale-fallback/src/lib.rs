@@ -1,4 +1,4 @@
-//! # Exercise 3: stale data beats no data
+//! # Exercise 3: stale data beats no data (about 45 minutes)
 //!
 //! Lesson 2's read forgets a user the moment its TTL ends, so when the
 //! database goes down every expired key becomes an error. Rewrite the read,
@@ -13,27 +13,44 @@
 //!
 //! ```text
 //! just exercise-3          # the tests against your src/starter.rs
+//! just hint-3 1            # the first hint (of HINTS.md's four), if you are stuck
 //! # without just: cargo test -p exercise-03-stale-fallback --features starter
 //! ```
 //!
-//! The tests stop a private PostgreSQL under your handler: a real outage.
-//! The book's chapter for lesson 3 shows every piece; the circuit breaker
-//! is not required here.
+//! The tests stop a private PostgreSQL under your handler: a real outage;
+//! and they stop and pause a private Redis. The book's chapter for lesson 3
+//! shows every piece; the circuit breaker is not required here.
 
 use axum::Router;
 use axum::routing::get;
 pub use lesson_03_stale_fallback::{AppState, Mode, Settings, state};
 
-#[cfg(feature = "starter")]
-mod starter;
-#[cfg(feature = "starter")]
-pub use starter::get_user;
+// Every implementation below is compiled in every build, so your editor
+// checks starter.rs as you type. A feature only picks the one the tests
+// run: `starter` (what `just exercise-3` turns on) is yours; none is the
+// reference in solution.rs; `wrong-*` are plausible mistakes that CI proves
+// the tests catch. With several on (clippy's `--all-features`), the first
+// in this list wins.
+pub mod solution;
+pub mod starter;
+#[doc(hidden)]
+pub mod wrong;
 
-#[cfg(not(feature = "starter"))]
-mod solution;
-#[cfg(not(feature = "starter"))]
-pub use solution::get_user;
-
+cfg_if::cfg_if! {
+    if #[cfg(feature = "starter")] {
+        pub use starter::get_user;
+    } else if #[cfg(feature = "wrong-caches-404")] {
+        pub use wrong::caches_404::get_user;
+    } else if #[cfg(feature = "wrong-no-redis-timeout")] {
+        pub use wrong::no_redis_timeout::get_user;
+    } else if #[cfg(feature = "wrong-refresh-not-stored")] {
+        pub use wrong::refresh_not_stored::get_user;
+    } else if #[cfg(feature = "wrong-redis-error-is-500")] {
+        pub use wrong::redis_error_is_500::get_user;
+    } else {
+        pub use solution::get_user;
+    }
+}
 /// The exercise's service: your read.
 pub fn router(state: AppState) -> Router {
     lab::http::finish(

@@ -1,4 +1,4 @@
-//! # Exercise 4: make the slow searches fast, without changing them
+//! # Exercise 4: make the slow searches fast, without changing them (about 20 minutes)
 //!
 //! The application searches users two ways, and both scan the whole table:
 //!
@@ -14,6 +14,7 @@
 //!
 //! ```text
 //! just exercise-4          # the tests against your src/starter.rs
+//! just hint-4 1            # the first hint (of HINTS.md's four), if you are stuck
 //! # without just: cargo test -p exercise-04-indexing --features starter
 //! ```
 //!
@@ -21,15 +22,29 @@
 //! migration must be safe to re-run), and check the plans with `EXPLAIN
 //! (FORMAT JSON)` and the results against the ones before.
 
-#[cfg(feature = "starter")]
-mod starter;
-#[cfg(feature = "starter")]
-pub use starter::MIGRATION;
+// Every migration below is compiled in every build. A feature only picks
+// the one the tests apply: `starter` (what `just exercise-4` turns on) is
+// yours; none is the reference in solution.rs; `wrong-*` are plausible
+// mistakes that CI proves the tests catch. With several on (clippy's
+// `--all-features`), the first in this list wins.
+pub mod solution;
+pub mod starter;
+#[doc(hidden)]
+pub mod wrong;
 
-#[cfg(not(feature = "starter"))]
-mod solution;
-#[cfg(not(feature = "starter"))]
-pub use solution::MIGRATION;
+cfg_if::cfg_if! {
+    if #[cfg(feature = "starter")] {
+        pub use starter::MIGRATION;
+    } else if #[cfg(feature = "wrong-plain-btree")] {
+        pub use wrong::PLAIN_BTREE as MIGRATION;
+    } else if #[cfg(feature = "wrong-pattern-ops-only")] {
+        pub use wrong::PATTERN_OPS_ONLY as MIGRATION;
+    } else if #[cfg(feature = "wrong-not-rerunnable")] {
+        pub use wrong::NOT_RERUNNABLE as MIGRATION;
+    } else {
+        pub use solution::MIGRATION;
+    }
+}
 
 /// Applies the migration.
 pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {

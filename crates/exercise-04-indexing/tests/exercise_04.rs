@@ -3,21 +3,19 @@
 
 use exercise_04_indexing::migrate;
 use lab::Kind;
-use lab::spawn::{Instance, can_spawn};
+use lab::spawn::Instance;
 use lesson_04_indexing::plan::Access;
 use lesson_04_indexing::search::{self, Query};
 
 const ROWS: i64 = 20_000;
 
-async fn seeded(test: &str) -> Option<(Instance, sqlx::PgPool)> {
-    if !can_spawn(Kind::Postgres, test) {
-        return None;
-    }
-    Some(
-        lesson_04_indexing::private_postgres(ROWS)
-            .await
-            .expect("a private, seeded PostgreSQL"),
-    )
+/// A private PostgreSQL with ROWS users; without the binaries the test
+/// fails, naming the package to install.
+async fn seeded(test: &str) -> (Instance, sqlx::PgPool) {
+    lab::spawn::require_spawn(Kind::Postgres, test);
+    lesson_04_indexing::private_postgres(ROWS)
+        .await
+        .expect("the tests could not start a private, seeded PostgreSQL (not your code)")
 }
 
 fn searches() -> Vec<(&'static str, Query)> {
@@ -32,18 +30,21 @@ fn searches() -> Vec<(&'static str, Query)> {
 
 #[tokio::test]
 async fn both_searches_use_an_index_after_the_migration() {
-    let Some((_pg, pool)) = seeded("exercise 4: plans").await else {
-        return;
-    };
+    let (_pg, pool) = seeded("both_searches_use_an_index_after_the_migration").await;
     for (what, q) in searches() {
         let plan = q.explain(&pool, false).await.expect("plan");
         assert_eq!(
             plan.access("users"),
             Some(Access::FullScan),
-            "before the migration {what} scans"
+            "before the migration {what} should scan the whole table (the exercise's premise; not your code)"
         );
     }
-    migrate(&pool).await.expect("your migration runs");
+    if let Err(e) = migrate(&pool).await {
+        panic!(
+            "your MIGRATION failed on its first run; PostgreSQL said: {e:#}. If what it creates may \
+             already exist (an extension often does), use IF NOT EXISTS"
+        );
+    }
     for (what, q) in searches() {
         let plan = q.explain(&pool, false).await.expect("plan");
         let access = plan.access("users");
@@ -52,7 +53,9 @@ async fn both_searches_use_an_index_after_the_migration() {
                 access,
                 Some(Access::Index | Access::IndexOnly | Access::Bitmap)
             ),
-            "after the migration {what} ({} with {:?}) should use an index; the plan is {}",
+            "after the migration {what} ({} with {:?}) should use an index, and it still scans the \
+             table; the plan is {}. Which kind of index serves LIKE with the wildcard first, in any \
+             collation? (`just hint-4 2`)",
             q.sql,
             q.param,
             plan.shape()
@@ -62,9 +65,7 @@ async fn both_searches_use_an_index_after_the_migration() {
 
 #[tokio::test]
 async fn the_results_do_not_change_and_the_migration_can_run_twice() {
-    let Some((_pg, pool)) = seeded("exercise 4: results").await else {
-        return;
-    };
+    let (_pg, pool) = seeded("the_results_do_not_change_and_the_migration_can_run_twice").await;
     let terms = [
         search::by_domain_like(lab::seed::RARE_DOMAIN),
         search::by_domain_like("rare_domain.org"),
@@ -78,12 +79,26 @@ async fn the_results_do_not_change_and_the_migration_can_run_twice() {
     for q in &terms {
         before.push(q.fetch(&pool).await.expect("query"));
     }
-    migrate(&pool).await.expect("your migration runs");
-    migrate(&pool)
-        .await
-        .expect("your migration runs a second time (use IF NOT EXISTS)");
+    if let Err(e) = migrate(&pool).await {
+        panic!(
+            "your MIGRATION failed on its first run; PostgreSQL said: {e:#}. If what it creates may \
+             already exist (an extension often does), use IF NOT EXISTS"
+        );
+    }
+    if let Err(e) = migrate(&pool).await {
+        panic!(
+            "your MIGRATION ran once, and failed the second time: a migration must be safe to \
+             re-run (a retried deploy). Use `CREATE EXTENSION IF NOT EXISTS` and \
+             `CREATE INDEX IF NOT EXISTS`. PostgreSQL said: {e:#}"
+        );
+    }
     for (q, expected) in terms.iter().zip(&before) {
         let after = q.fetch(&pool).await.expect("query");
-        assert_eq!(&after, expected, "{} with {:?} changed", q.sql, q.param);
+        assert_eq!(
+            &after, expected,
+            "{} with {:?} returns other rows after your migration: an index must not change what a \
+             query returns (did the migration change data, or the column's collation?)",
+            q.sql, q.param
+        );
     }
 }

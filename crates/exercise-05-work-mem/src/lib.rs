@@ -1,4 +1,4 @@
-//! # Exercise 5: a sort that fits, for one query only
+//! # Exercise 5: a sort that fits, for one query only (about 20 minutes)
 //!
 //! A nightly report sorts every row of `sortable`:
 //!
@@ -19,6 +19,7 @@
 //!
 //! ```text
 //! just exercise-5          # the tests against your src/starter.rs
+//! just hint-5 1            # the first hint (of HINTS.md's four), if you are stuck
 //! # without just: cargo test -p exercise-05-work-mem --features starter
 //! ```
 //!
@@ -26,15 +27,30 @@
 //! it returns, and then check `work_mem` on the same connection and on a
 //! new one.
 
-#[cfg(feature = "starter")]
-mod starter;
-#[cfg(feature = "starter")]
-pub use starter::explain_report;
+// Every implementation below is compiled in every build, so your editor
+// checks starter.rs as you type. A feature only picks the one the tests
+// run: `starter` (what `just exercise-5` turns on) is yours; none is the
+// reference in solution.rs; `wrong-*` are plausible mistakes that CI proves
+// the tests catch. With several on (clippy's `--all-features`), the first
+// in this list wins.
+pub mod solution;
+pub mod starter;
+#[doc(hidden)]
+pub mod wrong;
 
-#[cfg(not(feature = "starter"))]
-mod solution;
-#[cfg(not(feature = "starter"))]
-pub use solution::explain_report;
+cfg_if::cfg_if! {
+    if #[cfg(feature = "starter")] {
+        pub use starter::explain_report;
+    } else if #[cfg(feature = "wrong-session-set")] {
+        pub use wrong::session_set as explain_report;
+    } else if #[cfg(feature = "wrong-alter-role")] {
+        pub use wrong::alter_role as explain_report;
+    } else if #[cfg(feature = "wrong-disk-figure")] {
+        pub use wrong::disk_figure as explain_report;
+    } else {
+        pub use solution::explain_report;
+    }
+}
 
 /// The report's query.
 pub const REPORT: &str = "SELECT id, val FROM sortable ORDER BY val";

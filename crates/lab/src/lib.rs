@@ -18,6 +18,8 @@
 //! - [`cli`] is the flags every lesson shares, and provisioning its schema.
 //! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
 //! - [`units`] prints durations and byte sizes the same way everywhere.
+//! - [`exercise`] is what the exercises' tests share: a private Redis they
+//!   stop, pause and read every key of.
 //! - [`testing`] sends requests through a router in the lessons' tests.
 //!
 //! Run `just doctor` to see what discovery would pick on your machine.
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod demo;
 pub mod discover;
 pub mod docker;
+pub mod exercise;
 pub mod http;
 pub mod isolate;
 pub mod kind;
