@@ -176,6 +176,15 @@ impl Instance {
         self.dir.path().join("data")
     }
 
+    /// MariaDB's tmpdir, inside the instance's dir (see `command`), created
+    /// before the first use.
+    fn tmp_dir(&self) -> anyhow::Result<PathBuf> {
+        let tmp = self.dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("Failed to create {}", tmp.display()))?;
+        Ok(tmp)
+    }
+
     fn init(&mut self, init: &Path, extra: &[String]) -> anyhow::Result<()> {
         let data = self.data_dir();
         let mut cmd = Command::new(init);
@@ -200,6 +209,7 @@ impl Instance {
                 // instance; root with a normal (empty) password, over TCP.
                 cmd.arg("--no-defaults")
                     .arg(format!("--datadir={}", data.display()))
+                    .arg(format!("--tmpdir={}", self.tmp_dir()?.display()))
                     .arg(format!("--user={}", current_user()))
                     .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
                 cmd.args(extra);
@@ -242,6 +252,12 @@ impl Instance {
             Kind::MySql => {
                 cmd.arg("--no-defaults")
                     .arg(format!("--datadir={}", self.data_dir().display()))
+                    // A tmpdir of its own: at start-up mariadbd deletes every
+                    // `#sql*` file in its tmpdir, which in a shared /tmp are
+                    // the temporary tables of any other MariaDB there,
+                    // including a concurrent mariadb-install-db's bootstrap
+                    // (it failed with "Unknown table 'mysql.tmp_user_…'").
+                    .arg(format!("--tmpdir={}", dir.join("tmp").display()))
                     .arg(format!("--port={port}"))
                     .arg("--bind-address=127.0.0.1")
                     .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
