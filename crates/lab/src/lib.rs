@@ -17,6 +17,7 @@
 //! - [`cache`] makes one Redis call under a deadline, a failure a miss.
 //! - [`cli`] is the flags every lesson shares, and provisioning its schema.
 //! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
+//! - [`log`] keeps warnings readable in an outage: one line per period.
 //! - [`units`] prints durations and byte sizes the same way everywhere.
 //! - [`exercise`] is what the exercises' tests share: a private Redis they
 //!   stop, pause and read every key of.
@@ -33,6 +34,7 @@ pub mod exercise;
 pub mod http;
 pub mod isolate;
 pub mod kind;
+pub mod log;
 pub mod metrics;
 pub mod pin;
 pub mod results;

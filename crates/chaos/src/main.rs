@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("chaos: not built yet");
+    std::process::exit(2);
+}
