@@ -1,11 +1,154 @@
 //! # What breaks, and what doesn't
 //!
-//! `just chaos` runs every HTTP lesson (1 to 3) under a bounded open-loop
-//! load on loopback while faults are injected in sequence through
-//! `lab::faults`: PostgreSQL stopped, paused and slowed; Redis killed,
-//! paused and blackholed; connections reset. Per lesson and phase it
-//! counts requests, 2xx/4xx/5xx, timeouts, p99, panics and hung requests,
-//! and the time to recover without a restart. `just report` renders the
-//! table into the book's chapter "What breaks, and what doesn't".
+//! `just chaos` runs every HTTP lesson (1, 2, and 3 in its three modes) under
+//! a bounded open-loop load on loopback while faults are injected in
+//! sequence: PostgreSQL stopped, paused and slowed; Redis killed, paused and
+//! blackholed; connections reset. Per service and phase it counts requests,
+//! 2xx/4xx/5xx, answers that never came, hung requests, the p99, and the
+//! time to recover without a restart; panics are counted by a panic hook.
+//! `just report` renders the table into the book's chapter "What breaks,
+//! and what doesn't".
 //!
-//! Its tests throw hostile input at every lesson's router.
+//! Everything runs on private servers (`lab::spawn`): the run stops, pauses
+//! and kills them, which it must never do to the shared ones. Each service
+//! reaches PostgreSQL and Redis through a [`lab::faults::FaultProxy`], which
+//! adds latency, blackholes or resets connections on command.
+//!
+//! # Layout
+//!
+//! - [`plan`]: the run's knobs and its phases, in order.
+//! - [`services`]: the private servers, the proxies in front of them, and
+//!   the five services under test, each in-process on loopback.
+//! - [`inject`]: what each phase does to the servers, and how it undoes it.
+//! - [`load`]: the open-loop load generator, one [`load::Sample`] per request.
+//! - [`results`]: the samples summarised per service and phase
+//!   ([`results::ChaosResults`], `chaos.json`), and the table.
+//! - [`run`] (here): connects them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+pub mod faults; // TEMPORARY until lab::faults lands
+pub mod inject;
+pub mod load;
+pub mod plan;
+pub mod results;
+pub mod services;
+
+use plan::{PHASES, Plan};
+use results::{ChaosResults, PhaseSpan};
+
+/// Every panic in the process, counted by the hook [`count_panics`]
+/// installs. A panic in a handler does not crash an axum server: the
+/// connection's task dies and the client sees its connection closed, which
+/// looks like any other reset. The hook is the only place that sees it.
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Installs a panic hook that counts every panic (in any thread or task)
+/// and then prints it as usual.
+pub fn count_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::Relaxed);
+            default(info);
+        }));
+    });
+}
+
+/// Panics so far.
+pub fn panics() -> u64 {
+    PANICS.load(Ordering::Relaxed)
+}
+
+// ANCHOR: run
+/// Runs the whole script: services up and warm, then each phase's fault
+/// injected and cleared under a steady load. Progress goes to stderr.
+pub async fn run(plan: &Plan) -> anyhow::Result<ChaosResults> {
+    count_panics();
+    let wall = Instant::now();
+    eprintln!("chaos: spawning a private PostgreSQL and Redis, and proxies in front of them…");
+    let mut servers = services::Servers::start(plan).await?;
+    let targets = services::serve(plan, &servers).await?;
+    let client = load::client(plan)?;
+    eprintln!(
+        "chaos: warming ids 1..={} in every cache ({} services)…",
+        plan.ids,
+        targets.len()
+    );
+    services::warm(&client, &targets, plan.ids).await?;
+
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let stop_at = start + plan.total();
+    let mut drivers = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        drivers.push(tokio::spawn(load::drive(
+            i,
+            t.base.clone(),
+            plan.clone(),
+            client.clone(),
+            samples.clone(),
+            start,
+            stop_at,
+        )));
+    }
+    eprintln!(
+        "chaos: {} req/s to each service, {:?} per fault and {:?} to recover, {} phases",
+        plan.rate,
+        plan.fault,
+        plan.recover,
+        PHASES.len()
+    );
+
+    let mut spans = Vec::new();
+    let mut at = start;
+    for phase in PHASES {
+        let panics_before = panics();
+        let began = start.elapsed();
+        inject::inject(phase, &mut servers, plan).await?;
+        let injected = start.elapsed();
+        inject::hold(phase, &servers, (at + plan.fault_of(phase)).into()).await;
+        inject::clear(phase, &mut servers).await?;
+        let cleared = start.elapsed();
+        at += plan.span_of(phase);
+        tokio::time::sleep_until(at.into()).await;
+        let span = PhaseSpan {
+            phase: phase.name().into(),
+            start_s: began.as_secs_f64(),
+            injected_s: injected.as_secs_f64(),
+            cleared_s: cleared.as_secs_f64(),
+            end_s: start.elapsed().as_secs_f64(),
+            panics: panics() - panics_before,
+        };
+        let so_far = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        eprintln!("{}", results::progress_line(&span, &so_far, &targets));
+        spans.push(span);
+    }
+
+    let mut driver_panics = 0;
+    for d in drivers {
+        if d.await.is_err() {
+            driver_panics += 1;
+        }
+    }
+    let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let names: Vec<String> = targets.iter().map(|t| t.name.to_string()).collect();
+    drop(targets);
+    drop(servers);
+    Ok(results::summarise(
+        plan,
+        &names,
+        &spans,
+        &samples,
+        panics() + driver_panics,
+        wall.elapsed(),
+    ))
+}
+// ANCHOR_END: run
+
+/// How long to wait, at most, for anything the harness itself does between
+/// phases (a server's restart): far above its usual second.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);

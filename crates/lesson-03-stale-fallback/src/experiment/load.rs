@@ -96,21 +96,14 @@ pub(super) async fn serve_variants(
     Ok(out)
 }
 
-/// GETs ids 1..=warm from every caching variant until each answers 200.
-pub(super) async fn warm(
-    client: &reqwest::Client,
-    targets: &[Target],
-    warm: i64,
-) -> anyhow::Result<()> {
+/// GETs ids `1..=warm` from the service at each of `bases` until each
+/// answers 200. `just chaos` warms its services with it too.
+pub async fn warm(client: &reqwest::Client, bases: &[String], warm: i64) -> anyhow::Result<()> {
     let gate = Arc::new(Semaphore::new(16));
     let mut tasks = Vec::new();
-    for t in &targets[1..] {
+    for base in bases {
         for id in 1..=warm {
-            let (client, url, gate) = (
-                client.clone(),
-                format!("{}/users/{id}", t.base),
-                gate.clone(),
-            );
+            let (client, url, gate) = (client.clone(), format!("{base}/users/{id}"), gate.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = gate.acquire().await?;
                 // Cache-first answers 503 until its background load lands.

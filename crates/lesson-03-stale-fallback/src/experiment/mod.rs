@@ -31,7 +31,8 @@ use crate::breaker::BreakerConfig;
 mod load;
 mod summary;
 
-use load::{db_attempts, drive, serve_variants, warm};
+pub use load::warm;
+use load::{db_attempts, drive, serve_variants};
 use summary::summarise;
 pub use summary::{Bucket, PhaseRow};
 
@@ -182,7 +183,8 @@ pub async fn run(plan: &Plan, progress: bool) -> anyhow::Result<OutageResults> {
         "warming ids 1..={} in each cache (cache-first loads them in the background)…",
         plan.warm
     ));
-    warm(&client, &targets, plan.warm).await?;
+    let caching: Vec<String> = targets[1..].iter().map(|t| t.base.clone()).collect();
+    warm(&client, &caching, plan.warm).await?;
 
     let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
     let start = Instant::now();
