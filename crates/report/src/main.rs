@@ -4,6 +4,7 @@
 //! just report            # run every bench, write book/src/generated/
 //! just report --quick    # a few minutes; marked QUICK RUN, never committed
 //! just report --reuse    # re-render from the last run's results
+//! just report --chaos-only  # re-render chaos.md from the last `just chaos`
 //! ```
 //!
 //! It runs `cargo bench` with the method the "How we measure" chapter
@@ -14,7 +15,8 @@
 //! `<group>.md` (median, confidence interval, ratios against the floor and
 //! the baseline) and `<group>.svg`, plus `stamp.md` (machine, versions,
 //! placement). Chapters include them; they are committed, so the book builds
-//! without running anything.
+//! without running anything. After the benches it runs `just chaos` (about
+//! a minute and a half; `--quick` makes it shorter too) and writes `chaos.md`.
 //!
 //! # Layout
 //!
@@ -24,8 +26,10 @@
 //! - [`render`]: a group's Markdown table and SVG chart.
 //! - [`lesson_03`], [`lesson_04`], [`lesson_05`]: each lesson's experiment
 //!   results (read with `lab::results::Results::read`) → its tables and charts.
+//! - [`chaos`]: `just chaos`'s results → the table of what breaks.
 //! - [`stamp`]: the machine, versions and placement a run was made with.
 
+mod chaos;
 mod criterion;
 mod groups;
 mod lesson_03;
@@ -38,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+use ::chaos::results::ChaosResults;
 use anyhow::{Context, bail};
 use clap::Parser;
 use lab::Kind;
@@ -64,6 +69,9 @@ struct Args {
     /// Re-render from the last `just report` run instead of benching again.
     #[arg(long)]
     reuse: bool,
+    /// Re-render only `chaos.md`, from the last `just chaos` run.
+    #[arg(long, conflicts_with_all = ["quick", "reuse"])]
+    chaos_only: bool,
     /// Where to write the generated files.
     #[arg(long, default_value = "book/src/generated")]
     out: PathBuf,
@@ -82,6 +90,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         root.join(&args.out)
     };
+
+    if args.chaos_only {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("Failed to create {}", out.display()))?;
+        return write_chaos(&out, &ChaosResults::read()?, false);
+    }
 
     let run = if args.reuse {
         let run: RunInfo = serde_json::from_str(
@@ -149,11 +163,18 @@ fn main() -> anyhow::Result<()> {
         "\nLesson 5: what the servers reported\n{}",
         buffers.shared_buffers_md(false)
     );
+    // A --reuse of a run from before `just chaos` existed keeps the
+    // committed chaos.md.
+    match ChaosResults::read() {
+        Ok(r) => write_chaos(&out, &r, run.quick)?,
+        Err(e) if args.reuse => eprintln!("report: chaos.md left as it is: {e:#}"),
+        Err(e) => return Err(e),
+    }
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
     println!(
         "wrote {} tables, {} charts, outage.csv and stamp.md to {}",
-        GROUPS.len() + 2,
+        GROUPS.len() + 3,
         GROUPS.len() + 1,
         out.display()
     );
@@ -163,6 +184,39 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Writes `chaos.md` and prints its table.
+fn write_chaos(out: &Path, r: &ChaosResults, quick: bool) -> anyhow::Result<()> {
+    let md = chaos::table_md(r, quick);
+    std::fs::write(out.join("chaos.md"), &md)?;
+    println!("\nWhat breaks, and what doesn't (just chaos)\n{md}");
+    Ok(())
+}
+
+/// Runs `just chaos` after the benches, on the same quiet machine. A run
+/// that finds a panic or a hung request exits 1 and still writes its
+/// results: the book shows what breaks, so that is rendered, not an error.
+fn run_chaos(root: &Path, quick: bool) -> anyhow::Result<()> {
+    eprintln!(
+        "report: the chaos run (`just chaos{}`, about {} s)…",
+        if quick { " --quick" } else { "" },
+        if quick { 60 } else { 90 }
+    );
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "-q", "-p", "chaos", "--"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let status = cmd.current_dir(root).status()?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(1) => {
+            eprintln!("report: the chaos run found panics or hung requests; chaos.md says which");
+            Ok(())
+        }
+        _ => bail!("the chaos run failed ({status}; see above)"),
+    }
 }
 
 /// Runs `cargo bench` as the method says, and records how.
@@ -214,6 +268,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
     if !status.success() {
         bail!("a bench failed (see above)");
     }
+    run_chaos(root, quick)?;
 
     // Describe the placement as the benches saw it.
     let placement = {
@@ -278,6 +333,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         IndexPlansResults::path(),
         IndexPlansMariadbResults::path(),
         BuffersResults::path(),
+        ChaosResults::path(),
     ] {
         let written = std::fs::metadata(&path)
             .and_then(|m| m.modified())
