@@ -152,3 +152,21 @@ pub async fn run(plan: &Plan) -> anyhow::Result<ChaosResults> {
 /// How long to wait, at most, for anything the harness itself does between
 /// phases (a server's restart): far above its usual second.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_task_is_counted() {
+        count_panics();
+        let before = panics();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let joined = rt
+            .block_on(async { tokio::spawn(async { panic!("on purpose, to be counted") }).await });
+        assert!(joined.is_err());
+        assert!(panics() > before);
+    }
+}

@@ -156,3 +156,79 @@ fn record(
             outcome,
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A service that hangs on user 1 and answers user 3's data for user 2:
+    /// the generator must call the first hung and the second wrong, and
+    /// still stop within `hung_after` of the end.
+    #[tokio::test]
+    async fn hung_and_wrong_answers_are_told_apart_from_good_ones() {
+        let app = Router::new().route(
+            "/users/{id}",
+            get(|Path(id): Path<i64>| async move {
+                if id == 1 {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                let shown = if id == 2 { 3 } else { id };
+                axum::Json(
+                    serde_json::json!({ "id": shown, "name": "x", "email": "x@example.com" }),
+                )
+            }),
+        );
+        let server = lab::http::spawn_server(app, 0).await.expect("server");
+        let plan = Plan {
+            rate: 30,
+            ids: 3,
+            hung_after: Duration::from_millis(500),
+            ..Plan::quick()
+        };
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let driving = drive(
+            0,
+            server.base_url(),
+            plan.clone(),
+            client(&plan).expect("client"),
+            samples.clone(),
+            start,
+            start + Duration::from_secs(1),
+        );
+        // Generous: the load is 1 s, the last request ends by 1.5 s.
+        tokio::time::timeout(Duration::from_secs(30), driving)
+            .await
+            .expect("drive ends once its requests have");
+        let samples = samples.lock().expect("samples").clone();
+        let count = |f: &dyn Fn(&Outcome) -> bool| samples.iter().filter(|s| f(&s.outcome)).count();
+        let hung = count(&|o| *o == Outcome::Hung);
+        let wrong = count(&|o| matches!(o, Outcome::Answered { wrong: true, .. }));
+        let good = count(&|o| {
+            matches!(
+                o,
+                Outcome::Answered {
+                    status: 200,
+                    wrong: false,
+                    ..
+                }
+            )
+        });
+        assert!(samples.len() >= 9, "{samples:?}");
+        // Every third request is for each id.
+        assert!(hung >= 3 && wrong >= 3 && good >= 3, "{samples:?}");
+        assert_eq!(hung + wrong + good, samples.len(), "{samples:?}");
+    }
+
+    #[test]
+    fn a_user_is_the_one_asked_for() {
+        assert!(is_user(br#"{"id":7,"name":"a"}"#, 7));
+        assert!(!is_user(br#"{"id":8,"name":"a"}"#, 7));
+        assert!(!is_user(b"not json", 7));
+        assert!(!is_user(br#"{"error":"x"}"#, 7));
+    }
+}
