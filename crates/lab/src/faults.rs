@@ -73,7 +73,8 @@ pub enum Fault {
     RefuseNew,
     /// Nothing passes, in either direction, on new and established
     /// connections: new ones are accepted (the handshake succeeds) and then
-    /// silent. No error, no reset, no close; the bytes wait, as they would
+    /// silent, and the server does not hear of them until the fault is
+    /// cleared. No error, no reset, no close; the bytes wait, as they would
     /// behind a firewall that drops packets, and flow again when the fault
     /// is cleared (TCP would have retransmitted them). This is the worst
     /// fault: the client sees nothing at all, so only a timeout of its own
@@ -237,8 +238,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         if *shared.fault.borrow() == Fault::RefuseNew {
             // A reset rather than a plain close: the client gets an error,
             // not an end of stream it could mistake for a server's goodbye.
-            let _ = client.set_zero_linger();
-            drop(client);
+            reset(&client);
             continue;
         }
         // Subscribed before the task starts: a reset_all from now on reaches
@@ -269,6 +269,16 @@ enum End {
 
 async fn relay(mut client: TcpStream, shared: Arc<Shared>, mut resets: watch::Receiver<u64>) {
     let upstream = shared.upstream;
+    let mut closed = shared.closed.subscribe();
+    // In a blackhole the server does not hear of a new connection until it
+    // clears, as its handshake would be lost on the way: a client retrying
+    // in a loop does not use up the server's connection slots.
+    let mut fault = shared.fault.subscribe();
+    tokio::select! {
+        _ = flowing(&mut fault) => {}
+        _ = resets.changed() => return reset(&client),
+        _ = closed.wait_for(|c| *c) => return,
+    }
     let mut server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream)).await
     {
         Ok(Ok(s)) => s,
@@ -279,7 +289,6 @@ async fn relay(mut client: TcpStream, shared: Arc<Shared>, mut resets: watch::Re
     let _ = server.set_nodelay(true);
     shared.established.fetch_add(1, Ordering::SeqCst);
     let _count = Established(shared.clone());
-    let mut closed = shared.closed.subscribe();
 
     let end = {
         let (client_read, client_write) = client.split();
@@ -299,15 +308,20 @@ async fn relay(mut client: TcpStream, shared: Arc<Shared>, mut resets: watch::Re
     if let End::Reset = end {
         // A reset on one side becomes a reset on the other, as it would
         // without the proxy in between.
-        let _ = client.set_zero_linger();
-        let _ = server.set_zero_linger();
+        reset(&client);
+        reset(&server);
     }
 }
 
 /// Closes `client` with a reset when the upstream server cannot be reached.
 fn refuse(client: TcpStream, upstream: SocketAddr, why: &str) {
     tracing::warn!(%upstream, "fault proxy: cannot reach the server: {why}");
-    let _ = client.set_zero_linger();
+    reset(&client);
+}
+
+/// Makes the socket's close a reset (`SO_LINGER` 0) rather than a goodbye.
+fn reset(socket: &TcpStream) {
+    let _ = socket.set_zero_linger();
 }
 
 /// Copies one direction, chunk by chunk, applying the fault in force.

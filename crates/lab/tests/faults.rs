@@ -218,6 +218,10 @@ async fn a_blackhole_is_silence_that_only_a_timeout_ends() {
     assert_eq!(new_redis, timed_out);
     let new_pg = within(CLIENT_TIMEOUT, pg_new_select(&t.purl)).await;
     assert_eq!(new_pg, timed_out);
+    // The servers never heard of the new ones: a client retrying in a loop
+    // does not use up their connection slots.
+    assert_eq!(t.rproxy.connections(), 1, "Redis connections");
+    assert_eq!(t.pproxy.connections(), 1, "PostgreSQL connections");
 
     // Cleared, a new connection is served. (The established ones had a
     // call cut off half way: a careful client discards them.)
