@@ -1,5 +1,5 @@
-//! The fault proxy against the real shared Redis (`PING`) and PostgreSQL
-//! (`SELECT 1`), with their real clients: each fault gives the client what
+//! The fault proxy against the real shared Redis (`PING`), PostgreSQL and
+//! MariaDB (`SELECT 1`), with their real clients: each fault gives the client what
 //! its documentation promises (a delay, an error, or silence).
 //!
 //! Nothing here bounds a duration from above: latency is checked as "at
@@ -261,4 +261,27 @@ async fn dropping_the_proxy_closes_every_connection_and_the_port() {
         }
     };
     assert!(refused, "{addr} still accepts connections after the drop");
+}
+
+/// MariaDB's protocol starts with the server speaking first: it works
+/// through the proxy too, and a reset reaches its client as an error.
+#[tokio::test]
+async fn mariadb_works_through_the_proxy_and_sees_a_reset_as_an_error() {
+    let (_server, proxy, url) = proxy_for(Kind::MySql).await;
+    let mut c = sqlx::MySqlConnection::connect(&url)
+        .await
+        .expect("MariaDB through the proxy");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut c)
+        .await
+        .expect("SELECT 1");
+    assert_eq!(one, 1);
+    until_connections(&proxy, 1).await;
+    proxy.reset_all();
+    let after = within(
+        PATIENCE,
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&mut c),
+    )
+    .await;
+    assert!(is_error(&after), "SELECT 1 after a reset: {after:?}");
 }
