@@ -1170,7 +1170,8 @@ fn path_statuses(raw: &str) -> &'static [u16] {
     }
 }
 
-/// Any string as the `{id}` of `GET /users/{id}`, percent-encoded, against
+/// Any string as the `{id}` of `GET /users/{id}` (and of
+/// `/users/{id}/summary` where a lesson has it), percent-encoded, against
 /// every lesson's router: the right status, a bounded JSON answer, and no
 /// change to the table.
 #[test]
@@ -1190,19 +1191,23 @@ fn any_id_segment_gets_the_right_answer_from_every_router() {
     let before = rt
         .block_on(users(s.schema.pool()))
         .expect("the users table");
-    let strategy = (0..lessons.len(), id_candidate());
-    let result = runner(128).run(&strategy, |(which, raw)| {
+    let strategy = (0..lessons.len(), id_candidate(), any::<bool>());
+    let result = runner(128).run(&strategy, |(which, raw, summary)| {
         let lesson = &lessons[which];
-        let req = Req::get(user_path(&raw));
+        let req = if summary && lesson.summary {
+            Req::get(format!("{}/summary", user_path(&raw)))
+        } else {
+            Req::get(user_path(&raw))
+        };
         let answer = rt
             .block_on(send(lesson, &req))
-            .map_err(|why| TestCaseError::fail(format!("{}: {raw:?}: {why}", lesson.name)))?;
+            .map_err(|why| TestCaseError::fail(format!("{}: {}: {why}", lesson.name, req.uri)))?;
         let wrong = problems(&answer, path_statuses(&raw));
         prop_assert!(
             wrong.is_empty(),
-            "{}: {:?}: {}",
+            "{}: GET {}: {}",
             lesson.name,
-            raw,
+            req.uri,
             wrong.join("; ")
         );
         Ok(())
