@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use lab::Kind;
 use lab::isolate::RedisPrefix;
-use lab::spawn::{Instance, SpawnOptions};
 use lab::testing::{CountingPostgres, Reply, SharedServers, call};
 use lesson_02_cache_aside::metrics::{DB_QUERIES, HITS, MISSES, REDIS_ERRORS};
 use lesson_02_cache_aside::{AppState, Settings, router, state};
+
+mod common;
 
 const USERS: i64 = 300;
 
@@ -263,10 +264,7 @@ async fn with_redis_stopped_reads_are_served_from_the_database() {
         return;
     }
     let s = shared().await;
-    let mut redis = Instance::start_new(Kind::Redis, SpawnOptions::default())
-        .await
-        .expect("a private Redis");
-    let state = state(s.schema.pool().clone(), &redis.url(), settings("")).expect("state");
+    let (mut redis, state) = common::with_private_redis(&s).await;
     assert_eq!(get(&state, "/users/3").await.header("x-cache"), "MISS");
 
     redis.stop().await.expect("stop Redis");
@@ -310,10 +308,7 @@ async fn a_paused_redis_does_not_hang_a_request() {
         return;
     }
     let s = shared().await;
-    let redis = Instance::start_new(Kind::Redis, SpawnOptions::default())
-        .await
-        .expect("a private Redis");
-    let state = state(s.schema.pool().clone(), &redis.url(), settings("")).expect("state");
+    let (redis, state) = common::with_private_redis(&s).await;
     assert_eq!(
         get(&state, "/users/8").await.header("x-cache"),
         "MISS",

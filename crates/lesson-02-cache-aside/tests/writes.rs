@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use lab::Kind;
-use lab::spawn::{Instance, SpawnOptions};
 use lab::testing::{Reply, SharedServers, call};
 use lesson_02_cache_aside::metrics::REDIS_ERRORS;
 use lesson_02_cache_aside::{AppState, Settings, router, state};
 use sqlx::PgPool;
 use tower::ServiceExt;
+
+mod common;
 
 const USERS: i64 = 100;
 
@@ -320,15 +321,7 @@ async fn a_put_with_redis_stopped_is_saved_and_the_failure_counted() {
         return;
     }
     let s = shared().await;
-    let mut redis = Instance::start_new(Kind::Redis, SpawnOptions::default())
-        .await
-        .expect("a private Redis");
-    let state = state(
-        s.schema.pool().clone(),
-        &redis.url(),
-        Settings::for_tests(""),
-    )
-    .expect("state");
+    let (mut redis, state) = common::with_private_redis(&s).await;
     assert_eq!(get(&state, "/users/5").await.header("x-cache"), "MISS");
     redis.stop().await.expect("stop Redis");
 
