@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use lab::Kind;
+use lab::isolate::RedisPrefix;
+use lab::spawn::{Instance, SpawnOptions};
 use lab::testing::{Reply, SharedServers, call};
 use lesson_02_cache_aside::metrics::REDIS_ERRORS;
 use lesson_02_cache_aside::{AppState, Settings, router, state};
@@ -54,12 +56,12 @@ async fn cache_user(state: &AppState, id: i64) {
     assert_eq!(hit.header("x-cache"), "HIT", "user {id} should be cached");
 }
 
-async fn key_exists(s: &SharedServers, id: i64) -> bool {
-    let mut c = lab::testing::redis_conn(&s.redis_url)
+async fn key_exists(redis_url: &str, key: &str) -> bool {
+    let mut c = lab::testing::redis_conn(redis_url)
         .await
         .expect("Redis connection");
     let n: i64 = redis::cmd("EXISTS")
-        .arg(s.prefix.key(&format!("user:{id}")))
+        .arg(key)
         .query_async(&mut c)
         .await
         .expect("EXISTS");
@@ -69,9 +71,13 @@ async fn key_exists(s: &SharedServers, id: i64) -> bool {
 /// Polls until the cached copy of user `id` is gone; false if it is still
 /// there after [`SETTLE`].
 async fn key_deleted_within_settle(s: &SharedServers, id: i64) -> bool {
+    deleted_within_settle(&s.redis_url, &s.prefix.key(&format!("user:{id}"))).await
+}
+
+async fn deleted_within_settle(redis_url: &str, key: &str) -> bool {
     let deadline = Instant::now() + SETTLE;
     while Instant::now() < deadline {
-        if !key_exists(s, id).await {
+        if !key_exists(redis_url, key).await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -111,18 +117,19 @@ impl RowLock {
 
     /// Waits until some session is blocked behind this lock: the PUT's
     /// UPDATE has reached PostgreSQL and is waiting for the row.
-    async fn wait_for_a_waiter(&self, pool: &PgPool) {
+    /// Returns the waiting backend's pid.
+    async fn wait_for_a_waiter(&self, pool: &PgPool) -> i32 {
         let deadline = Instant::now() + SETTLE;
         while Instant::now() < deadline {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            let waiter: Option<(i32,)> = sqlx::query_as(
+                "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) LIMIT 1",
             )
             .bind(self.pid)
-            .fetch_one(pool)
+            .fetch_optional(pool)
             .await
             .expect("pg_stat_activity");
-            if n > 0 {
-                return;
+            if let Some((pid,)) = waiter {
+                return pid;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -196,7 +203,7 @@ async fn a_put_whose_client_disconnects_still_deletes_the_key() {
     );
     tokio::select! {
         r = request => panic!("the PUT answered {} while the row was locked", r.status),
-        () = lock.wait_for_a_waiter(s.schema.pool()) => {}
+        _ = lock.wait_for_a_waiter(s.schema.pool()) => {}
     }
     // The request future is dropped here: the client disconnected.
     lock.release().await;
@@ -211,6 +218,78 @@ async fn a_put_whose_client_disconnects_still_deletes_the_key() {
         "the update itself was applied"
     );
     assert_eq!(get(&state, "/users/21").await.json()["name"], "Gone Away");
+}
+
+/// Issue 18, defect 1, when even the database's own timeout cannot answer:
+/// the backend running the UPDATE is frozen (SIGSTOP, on a private
+/// PostgreSQL), so no verdict comes. The client is told the outcome is
+/// unknown, not that the write failed, and once the backend runs again the
+/// write task still ends with the DEL.
+#[tokio::test]
+async fn a_put_with_no_verdict_says_it_may_be_applied_and_still_deletes_the_key() {
+    if !lab::spawn::can_spawn(Kind::Postgres, "a_put_with_no_verdict") {
+        return;
+    }
+    lab::init_tracing();
+    let pg = Instance::start_new(Kind::Postgres, SpawnOptions::default())
+        .await
+        .expect("a private PostgreSQL");
+    let pool = lab::isolate::schema_pool(&pg.url(), "public", 5)
+        .await
+        .expect("a pool");
+    lab::seed::ensure_users_pg(&pool, 30).await.expect("users");
+    let redis = lab::discover(Kind::Redis).await.expect("Redis");
+    let prefix = RedisPrefix::new(redis.url());
+    let settings = Settings {
+        // Long enough that the backend is frozen well before PostgreSQL's
+        // own statement timeout would fire.
+        db_timeout: Duration::from_secs(2),
+        ..Settings::for_tests(prefix.prefix())
+    };
+    let state = state(pool.clone(), redis.url(), settings).expect("state");
+    cache_user(&state, 9).await;
+
+    let lock = RowLock::take(&pool, 9).await;
+    let request = put(
+        &state,
+        "/users/9",
+        r#"{"name":"No Verdict","email":"unknown@example.com"}"#,
+    );
+    tokio::pin!(request);
+    let waiter = tokio::select! {
+        r = &mut request => panic!("the PUT answered {} while the row was locked", r.status),
+        pid = lock.wait_for_a_waiter(&pool) => pid,
+    };
+    signal(waiter, "-STOP");
+    let r = request.await;
+    signal(waiter, "-CONT");
+    lock.release().await;
+
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    let told = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        told.contains("may still be applied"),
+        "with no verdict from the database the outcome is unknown, and the 503 must say so: {told:?}"
+    );
+    assert!(
+        deleted_within_settle(redis.url(), &prefix.key("user:9")).await,
+        "the write task never deleted the cached copy of user 9"
+    );
+    let after = row(&pool, 9).await;
+    assert_eq!(
+        get(&state, "/users/9").await.json()["name"],
+        after.0.as_str()
+    );
+}
+
+/// Sends `kill <how> <pid>` to a backend of our private PostgreSQL.
+fn signal(pid: i32, how: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(how)
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {how} {pid}");
 }
 
 /// Issue 18, defect 5: PostgreSQL rejects NUL in text, so a NUL that got
