@@ -23,7 +23,8 @@
 //! - this file: the pattern. The settings, the state, the handlers, the
 //!   read-through and the three cache calls (GET, SET, DEL), each through
 //!   `lab::cache::call`, so a Redis failure is a miss.
-//! - `update`: the body of `PUT /users/{id}` ([`UpdateUser`]) and its checks.
+//! - `update`: the body of `PUT /users/{id}` ([`UpdateUser`]): reading it
+//!   (413, 415 and 400 with a JSON error) and its checks.
 //! - [`metrics`]: the counters and histogram behind `GET /metrics`.
 //! - [`cli`]: the command line (`Args`) and the [`Settings`] it gives.
 //! - [`demo`]: the scripted demo behind `just lesson-2`, [`demo::run`]:
@@ -267,7 +268,8 @@ pub async fn put_user(
     let patience = state.settings.db_timeout + VERDICT_GRACE;
     match tokio::time::timeout(patience, write).await {
         Ok(Ok(outcome)) => Ok(Json(outcome?)),
-        Ok(Err(panicked)) => Err(ApiError::Internal(panicked.into()).into()),
+        // The task panicked, or the runtime is shutting down.
+        Ok(Err(join_error)) => Err(ApiError::Internal(join_error.into()).into()),
         Err(_) => Err(ApiError::Unavailable(format!(
             "the database did not confirm the update of user {id} within {patience:?}: \
              it may still be applied; read the user back before retrying"
@@ -296,9 +298,10 @@ async fn update_then_delete(
     state.metrics.db_query();
     let limit = state.settings.db_timeout;
     // A bound for the task itself, so it cannot hold a pool connection
-    // forever. Far past the database's own statement timeout, it only fires
-    // when the server cannot even say it gave up; the update is then as
-    // good as never applied, and the DEL below still runs.
+    // forever. Far past the database's own statement timeout, it fires only
+    // when the server cannot even say it gave up (frozen, or the network is
+    // gone). The DEL below still runs; the outcome stays unknown, and the
+    // log says so. Lesson 8 closes what is left of that window.
     let give_up = limit * 2 + VERDICT_GRACE * 5;
     let outcome = tokio::time::timeout(give_up, update_row(&state.pool, id, &update, limit)).await;
     cache_delete(&state, &state.settings.key(id)).await;
@@ -315,7 +318,8 @@ async fn update_then_delete(
         )),
         Err(_) => {
             tracing::error!(
-                "the update of user {id} got no answer within {give_up:?}; its key was deleted anyway"
+                "the update of user {id} got no answer within {give_up:?}: its outcome is \
+                 unknown; the cached copy was deleted anyway"
             );
             Err(ApiError::Unavailable(format!(
                 "the database did not answer the update of user {id}"
