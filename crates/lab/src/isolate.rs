@@ -6,6 +6,7 @@
 //! names carry their creation time: if a test process dies before cleaning
 //! up, the next run removes namespaces of ours older than [`STALE_AFTER`],
 //! and never anything it did not create (no `FLUSHALL`, no foreign schemas).
+//! A cleanup that fails never fails the test, but says so in the test output.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,6 +23,8 @@ pub const PREFIX: &str = "lab_";
 pub const STALE_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// How long one cleanup statement may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keys `SCAN` looks at per call: a page, not the whole keyspace.
+const SCAN_COUNT: usize = 1000;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -119,11 +122,14 @@ impl Drop for PgSchema {
     fn drop(&mut self) {
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
         let url = self.server_url.clone();
-        cleanup_blocking(move || async move {
-            let mut c = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query(&sql).execute(&mut c).await?;
-            Ok(())
-        });
+        cleanup_blocking(
+            &format!("dropping the schema {}", self.name),
+            move || async move {
+                let mut c = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(&sql).execute(&mut c).await?;
+                Ok(())
+            },
+        );
     }
 }
 
@@ -184,11 +190,14 @@ impl Drop for MyDatabase {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {}", self.name);
         let url = self.server_url.clone();
-        cleanup_blocking(move || async move {
-            let mut c = sqlx::MySqlConnection::connect(&url).await?;
-            sqlx::query(&sql).execute(&mut c).await?;
-            Ok(())
-        });
+        cleanup_blocking(
+            &format!("dropping the database {}", self.name),
+            move || async move {
+                let mut c = sqlx::MySqlConnection::connect(&url).await?;
+                sqlx::query(&sql).execute(&mut c).await?;
+                Ok(())
+            },
+        );
     }
 }
 
@@ -200,7 +209,23 @@ pub struct RedisPrefix {
 }
 
 impl RedisPrefix {
+    /// A new prefix on the Redis at `url`. The first one a process makes on
+    /// a server also removes the keys of crashed runs ([`sweep_redis`]).
     pub fn new(url: &str) -> RedisPrefix {
+        static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let first = SWEPT
+            .lock()
+            .map(|mut swept| {
+                let first = !swept.iter().any(|u| u == url);
+                if first {
+                    swept.push(url.to_string());
+                }
+                first
+            })
+            .unwrap_or(false);
+        if first && let Err(e) = sweep_redis(url) {
+            cleanup_failed("sweeping the keys of crashed runs from Redis", &e);
+        }
         RedisPrefix {
             prefix: format!("{}:", unique_name()),
             url: url.to_string(),
@@ -217,30 +242,108 @@ impl RedisPrefix {
 
 impl Drop for RedisPrefix {
     fn drop(&mut self) {
-        // The sync client, with timeouts: Drop cannot await, and a dead Redis
-        // must not hang a test's teardown.
         let pattern = format!("{}*", self.prefix);
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut c) = client.get_connection_with_timeout(CLEANUP_TIMEOUT) else {
-            return;
-        };
-        let _ = c.set_read_timeout(Some(CLEANUP_TIMEOUT));
-        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut c) {
-            Ok(k) => k,
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
+        if let Err(e) = delete_matching(&self.url, &pattern, |_| true) {
+            cleanup_failed(&format!("deleting the Redis keys {pattern}"), &e);
         }
     }
 }
 
+/// Deletes the keys of ours that crashed runs left, those whose prefix is
+/// older than [`STALE_AFTER`], and returns how many. A test that writes a
+/// key without a TTL (a fixture, a backdated entry) and is killed before its
+/// `RedisPrefix` drops would otherwise leave it on the shared server forever.
+pub fn sweep_redis(url: &str) -> anyhow::Result<usize> {
+    let now = unix_now();
+    delete_matching(url, &format!("{PREFIX}*"), |key| {
+        key.split_once(':')
+            .is_some_and(|(prefix, _)| is_stale(prefix, now))
+    })
+}
+
+/// Deletes the keys that match `pattern` and pass `keep`; returns how many.
+fn delete_matching(url: &str, pattern: &str, keep: impl Fn(&str) -> bool) -> anyhow::Result<usize> {
+    let mut c = cleanup_conn(url)?;
+    let keys: Vec<String> = scan(&mut c, pattern)?
+        .into_iter()
+        .filter(|k| keep(k))
+        .collect();
+    let mut deleted = 0;
+    for batch in keys.chunks(SCAN_COUNT) {
+        let n: usize = redis::cmd("DEL")
+            .arg(batch)
+            .query(&mut c)
+            .context("DEL failed")?;
+        deleted += n;
+    }
+    Ok(deleted)
+}
+
+/// Every key on the Redis at `url` that matches `pattern`, found with `SCAN`:
+/// what a test uses to check that keys are gone.
+pub fn keys_matching(url: &str, pattern: &str) -> anyhow::Result<Vec<String>> {
+    scan(&mut cleanup_conn(url)?, pattern)
+}
+
+/// The sync client, with timeouts: `Drop` cannot await, and a dead Redis
+/// must not hang a test's teardown.
+fn cleanup_conn(url: &str) -> anyhow::Result<redis::Connection> {
+    let client = redis::Client::open(url).context("Invalid Redis URL")?;
+    let c = client
+        .get_connection_with_timeout(CLEANUP_TIMEOUT)
+        .context("Failed to connect to Redis")?;
+    c.set_read_timeout(Some(CLEANUP_TIMEOUT))
+        .context("Failed to set a read timeout")?;
+    c.set_write_timeout(Some(CLEANUP_TIMEOUT))
+        .context("Failed to set a write timeout")?;
+    Ok(c)
+}
+
+/// `SCAN`, never `KEYS`: `KEYS` walks the whole keyspace in one command,
+/// and Redis runs one command at a time, so on a shared server holding
+/// millions of keys every other client waits for it. `SCAN` walks it a page
+/// at a time, and others' commands run between the pages.
+fn scan(c: &mut redis::Connection, pattern: &str) -> anyhow::Result<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut all = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query(c)
+            .context("SCAN failed")?;
+        all.extend(keys);
+        if next == 0 {
+            // SCAN may return a key twice (when the table grows mid-scan).
+            all.sort();
+            all.dedup();
+            return Ok(all);
+        }
+        cursor = next;
+    }
+}
+
+/// Makes a cleanup failure visible, without failing the test: a test's
+/// verdict must not depend on its teardown, but a teardown that silently
+/// leaves schemas and keys behind fills the shared servers.
+///
+/// Written to the process's stderr directly, like `lab::spawn`'s SKIPPED
+/// line: libtest captures `eprintln!` and the logs of a passing test and
+/// shows nothing, so a logged failure was never seen.
+fn cleanup_failed(what: &str, e: &anyhow::Error) {
+    tracing::warn!("test cleanup failed: {what}: {e:#}");
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("\nCLEANUP FAILED in {test}: {what}: {e:#}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
 /// Runs async cleanup to completion from `Drop`, on a thread of its own so it
-/// works inside and outside a Tokio runtime. Cleanup failures are logged, not
-/// raised: a test's verdict must not depend on its teardown.
-fn cleanup_blocking<F, Fut>(f: F)
+/// works inside and outside a Tokio runtime. Cleanup failures are reported
+/// ([`cleanup_failed`]), not raised.
+fn cleanup_blocking<F, Fut>(what: &str, f: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -258,8 +361,8 @@ where
     .join();
     match joined {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!("test cleanup failed: {e:#}"),
-        Err(_) => tracing::warn!("test cleanup panicked"),
+        Ok(Err(e)) => cleanup_failed(what, &e),
+        Err(_) => cleanup_failed(what, &anyhow::anyhow!("the cleanup thread panicked")),
     }
 }
 

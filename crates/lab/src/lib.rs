@@ -19,6 +19,8 @@
 //! - [`http`] is the JSON error boundary and the loopback server every lesson uses.
 //! - [`log`] keeps warnings readable in an outage: one line per period.
 //! - [`units`] prints durations and byte sizes the same way everywhere.
+//! - [`faults`] is a TCP proxy between a service and its server that adds
+//!   latency, refuses new connections, resets them or swallows everything.
 //! - [`exercise`] is what the exercises' tests share: a private Redis they
 //!   stop, pause and read every key of.
 //! - [`testing`] sends requests through a router in the lessons' tests.
@@ -31,6 +33,7 @@ pub mod demo;
 pub mod discover;
 pub mod docker;
 pub mod exercise;
+pub mod faults;
 pub mod http;
 pub mod isolate;
 pub mod kind;

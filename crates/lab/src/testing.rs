@@ -159,3 +159,27 @@ pub async fn redis_conn(url: &str) -> anyhow::Result<redis::aio::MultiplexedConn
         .get_multiplexed_async_connection()
         .await?)
 }
+
+/// How long a key lives that a test writes itself: longer than any test,
+/// short enough that a run killed before its `RedisPrefix` dropped leaves
+/// nothing behind for good.
+pub const TEST_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `SET key value EX 3600`: how a test writes a Redis key itself (a
+/// fixture, or an entry it backdates). A plain `SET` has no TTL, and drops
+/// the one the code under test gave the key: were the test killed, the key
+/// would stay on the shared server forever.
+pub async fn set_test_key(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<()> {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("EX")
+        .arg(TEST_KEY_TTL.as_secs())
+        .query_async(c)
+        .await?;
+    Ok(())
+}

@@ -1,11 +1,13 @@
 //! The harness against real servers: discovery, private instances (settings,
-//! stop and restart), seeding and isolation. Nothing here is timing-based.
+//! stop and restart), seeding and isolation, and that isolation cleans up
+//! after itself. Nothing here is timing-based.
 
 use lab::discover::{NotFound, Probe};
-use lab::isolate::{MyDatabase, PgSchema, RedisPrefix};
+use lab::isolate::{MyDatabase, PgSchema, RedisPrefix, STALE_AFTER, keys_matching, sweep_redis};
 use lab::kind::ping;
 use lab::seed::{RARE_DOMAIN, email_for, ensure_users_mysql, ensure_users_pg, rare_count};
 use lab::spawn::{Instance, SpawnOptions};
+use lab::testing::{TEST_KEY_TTL, redis_conn, set_test_key};
 use lab::{Backend, Kind, Origin};
 
 #[tokio::test]
@@ -295,45 +297,184 @@ async fn mariadb_seed_matches_postgres() {
     }
 }
 
+/// Dropping a prefix deletes every one of its keys, across many `SCAN`
+/// pages, and no other test's; keys a test writes itself carry a TTL.
 #[tokio::test]
-async fn a_redis_prefix_removes_only_its_own_keys() {
+async fn a_dropped_redis_prefix_deletes_all_its_keys_and_only_those() {
     let server = lab::discover(Kind::Redis).await.expect("Redis");
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut c = redis_conn(server.url()).await.expect("connect");
     let mine = RedisPrefix::new(server.url());
     let other = RedisPrefix::new(server.url());
-    let _: () = redis::cmd("SET")
-        .arg(mine.key("user:1"))
-        .arg("a")
-        .query_async(&mut c)
+    // More keys than one SCAN page, so the cleanup must follow the cursor.
+    let mut pipe = redis::pipe();
+    for i in 0..2_500 {
+        pipe.cmd("SET")
+            .arg(mine.key(&format!("user:{i}")))
+            .arg("a")
+            .arg("EX")
+            .arg(TEST_KEY_TTL.as_secs())
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut c).await.expect("2,500 SETs");
+    set_test_key(&mut c, &other.key("user:1"), "b")
         .await
         .expect("set");
-    let _: () = redis::cmd("SET")
-        .arg(other.key("user:1"))
-        .arg("b")
-        .query_async(&mut c)
-        .await
-        .expect("set");
-    drop(mine);
-    let left: Option<String> = redis::cmd("GET")
+    let ttl: i64 = redis::cmd("TTL")
         .arg(other.key("user:1"))
         .query_async(&mut c)
         .await
-        .expect("get");
+        .expect("TTL");
+    assert!(
+        0 < ttl && ttl <= 3600,
+        "a test's own key expires within the hour, even if the test is killed; TTL {ttl}"
+    );
+    let pattern = |p: &RedisPrefix| format!("{}*", p.prefix());
     assert_eq!(
-        left.as_deref(),
-        Some("b"),
+        keys_matching(server.url(), &pattern(&mine))
+            .expect("SCAN")
+            .len(),
+        2_500
+    );
+
+    let mine_pattern = pattern(&mine);
+    drop(mine);
+    let left = keys_matching(server.url(), &mine_pattern).expect("SCAN");
+    assert!(
+        left.is_empty(),
+        "a dropped prefix leaves none of its keys; {} are left, e.g. {:?}",
+        left.len(),
+        left.first()
+    );
+    assert_eq!(
+        keys_matching(server.url(), &pattern(&other)).expect("SCAN"),
+        vec![other.key("user:1")],
         "another test's key must survive"
     );
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", other.prefix()))
+}
+
+/// Keys of a run killed before its prefixes dropped are swept by the next
+/// run once they are older than `STALE_AFTER`; recent keys of ours and
+/// keys that are not ours never are.
+#[tokio::test]
+async fn keys_left_by_a_crashed_run_are_swept_and_no_others() {
+    let server = lab::discover(Kind::Redis).await.expect("Redis");
+    let mut c = redis_conn(server.url()).await.expect("connect");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let crashed = format!(
+        "lab_{}_{}_0:user:1",
+        now - STALE_AFTER.as_secs() - 60,
+        std::process::id()
+    );
+    let live = RedisPrefix::new(server.url());
+    let foreign = format!("notlab_{}_{}:user:1", now - 86_400, std::process::id());
+    for key in [&crashed, &live.key("user:1"), &foreign] {
+        set_test_key(&mut c, key, "x").await.expect("set");
+    }
+    sweep_redis(server.url()).expect("the sweep");
+    let exists = |key: &str| !keys_matching(server.url(), key).expect("SCAN").is_empty();
+    assert!(!exists(&crashed), "a crashed run's old key is swept");
+    assert!(exists(&live.key("user:1")), "a running test's key stays");
+    assert!(exists(&foreign), "a key that is not ours stays");
+    let _: () = redis::cmd("DEL")
+        .arg(&foreign)
         .query_async(&mut c)
         .await
-        .expect("keys");
-    assert_eq!(keys.len(), 1);
+        .expect("DEL");
+}
+
+#[tokio::test]
+async fn a_dropped_pg_schema_is_gone() {
+    let server = lab::discover(Kind::Postgres).await.expect("PostgreSQL");
+    let schema = PgSchema::create(server.url()).await.expect("schema");
+    sqlx::query("CREATE TABLE t (id int)")
+        .execute(schema.pool())
+        .await
+        .expect("a table in the schema");
+    sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(schema.pool())
+        .await
+        .expect("a row");
+    let name = schema.name().to_string();
+    let admin = sqlx::PgPool::connect(server.url()).await.expect("connect");
+    let count = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
+            .bind(&name)
+            .fetch_one(&admin)
+            .await
+            .expect("pg_namespace");
+        n
+    };
+    assert_eq!(count().await, 1, "the schema exists while the test runs");
+    drop(schema);
+    assert_eq!(count().await, 0, "a dropped PgSchema leaves no schema");
+}
+
+#[tokio::test]
+async fn a_dropped_mariadb_database_is_gone() {
+    let server = lab::discover(Kind::MySql).await.expect("MariaDB");
+    let db = MyDatabase::create(server.url()).await.expect("database");
+    sqlx::query("CREATE TABLE t (id int)")
+        .execute(db.pool())
+        .await
+        .expect("a table in the database");
+    sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(db.pool())
+        .await
+        .expect("a row");
+    let name = db.name().to_string();
+    let admin = sqlx::MySqlPool::connect(server.url())
+        .await
+        .expect("connect");
+    let count = || async {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+        )
+        .bind(&name)
+        .fetch_one(&admin)
+        .await
+        .expect("information_schema");
+        n
+    };
+    assert_eq!(count().await, 1, "the database exists while the test runs");
+    drop(db);
+    assert_eq!(count().await, 0, "a dropped MyDatabase leaves no database");
+}
+
+/// Run by the next test in a child process: a teardown that cannot reach
+/// its server. The test itself passes: teardown does not decide verdicts.
+#[test]
+#[ignore = "run by a_failed_cleanup_is_reported_in_the_test_output"]
+fn cleanup_that_cannot_reach_redis() {
+    let closed = lab::spawn::free_port().expect("a free port");
+    let prefix = RedisPrefix::new(&format!("redis://127.0.0.1:{closed}"));
+    drop(prefix);
+}
+
+/// A failed cleanup does not fail the test, but says so where a reader of
+/// the test output sees it, even though libtest captures a passing test's
+/// output. It used to be a log line nobody saw, while schemas and keys
+/// piled up on the shared servers.
+#[test]
+fn a_failed_cleanup_is_reported_in_the_test_output() {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "cleanup_that_cannot_reach_redis", "--ignored"])
+        .output()
+        .expect("the test binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the teardown's failure must not fail the test:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "CLEANUP FAILED in cleanup_that_cannot_reach_redis: deleting the Redis keys lab_"
+        ),
+        "the failure is reported on stderr, past libtest's capture; stderr:\n{stderr}"
+    );
 }
 
 /// `LAB_PIN_SERVERS` (here set through the options) pins a private server:

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use lab::isolate::PgSchema;
 use lab::seed::{email_for, ensure_users_pg};
-use lab::testing::{get_json, send};
+use lab::testing::{CountingPostgres, get_json, send};
 use lesson_01_naive::{AppState, router};
 use tower::ServiceExt;
 
@@ -93,12 +93,73 @@ async fn malformed_ids_are_json_errors_and_never_reach_the_database() {
     }
 }
 
+/// "Rejected before it costs a database round trip", by PostgreSQL's own
+/// count: a private server with `pg_stat_statements` sees no query on
+/// `users` for any malformed id, and exactly one for a good one.
+#[tokio::test]
+async fn malformed_ids_make_no_database_query() {
+    if !lab::spawn::can_spawn(lab::Kind::Postgres, "malformed_ids_make_no_database_query") {
+        return;
+    }
+    lab::init_tracing();
+    let pg = CountingPostgres::start(10)
+        .await
+        .expect("a counting PostgreSQL");
+    let state = AppState {
+        pool: pg.pool.clone(),
+        latency: Duration::ZERO,
+        db_timeout: Duration::from_secs(30),
+    };
+    for uri in [
+        "/users/abc",
+        "/users/-1",
+        "/users/0",
+        "/users/%FF",
+        "/users/1e3",
+    ] {
+        let (status, _) = get(&state, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+    let users_queries = "%FROM users%";
+    assert_eq!(
+        pg.calls(users_queries).await.expect("pg_stat_statements"),
+        0,
+        "a malformed id reached the database"
+    );
+    assert_eq!(get(&state, "/users/3").await.0, StatusCode::OK);
+    assert_eq!(
+        pg.calls(users_queries).await.expect("pg_stat_statements"),
+        1,
+        "the counter counts: a good id is one query"
+    );
+}
+
+/// Liveness must not depend on the database: with the pool pointed at a
+/// port where nothing listens, `/healthz` is still a 200 (and a malformed id
+/// still a 400), while a real read fails, which shows the database really is
+/// out of reach.
 #[tokio::test]
 async fn health_check_answers_without_the_database() {
-    let (_s, _schema, state) = setup(Duration::ZERO).await;
+    lab::init_tracing();
+    let closed = lab::spawn::free_port().expect("a free port");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(&format!("postgres://postgres@127.0.0.1:{closed}/test"))
+        .expect("a lazy pool");
+    let state = AppState {
+        pool,
+        latency: Duration::ZERO,
+        db_timeout: Duration::from_secs(10),
+    };
     let (status, body) = get(&state, "/healthz").await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ok");
+    assert_eq!(get(&state, "/users/abc").await.0, StatusCode::BAD_REQUEST);
+    let (status, body) = get(&state, "/users/1").await;
+    assert!(
+        status.is_server_error(),
+        "the database should be unreachable here, got {status}: {body}"
+    );
 }
 
 #[tokio::test]

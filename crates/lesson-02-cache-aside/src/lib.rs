@@ -23,7 +23,8 @@
 //! - this file: the pattern. The settings, the state, the handlers, the
 //!   read-through and the three cache calls (GET, SET, DEL), each through
 //!   `lab::cache::call`, so a Redis failure is a miss.
-//! - `update`: the body of `PUT /users/{id}` ([`UpdateUser`]) and its checks.
+//! - `update`: the body of `PUT /users/{id}` ([`UpdateUser`]): reading it
+//!   (413, 415 and 400 with a JSON error) and its checks.
 //! - [`metrics`]: the counters and histogram behind `GET /metrics`.
 //! - [`cli`]: the command line (`Args`) and the [`Settings`] it gives.
 //! - [`demo`]: the scripted demo behind `just lesson-2`, [`demo::run`]:
@@ -32,7 +33,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,18 +40,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use lab::http::{ApiError, db_call, user_id_from_path};
+use lab::log::Throttle;
 use lab::users::{User, fetch_summary, fetch_user};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sqlx::PgPool;
+use tracing::Instrument;
 
 pub mod cli;
 pub mod demo;
 pub mod metrics;
 mod update;
 
-pub use crate::update::UpdateUser;
+pub use crate::update::{PutError, UpdateUser};
+
+use crate::update::json_body;
 
 use crate::metrics::Metrics;
 
@@ -169,13 +173,17 @@ where
     F: Future<Output = anyhow::Result<Option<T>>>,
 {
     let started = Instant::now();
+    // Per-request lines are DEBUG, not INFO: at tens of thousands of
+    // requests a second one line each is tens of megabytes a minute, and
+    // the metrics already count every hit and miss. To watch the story of
+    // single requests, `RUST_LOG=lesson_02_cache_aside=debug` (the demo does).
     if let Some(json) = cache_get(state, key).await {
-        tracing::info!("Cache hit for {what}");
+        tracing::debug!("Cache hit for {what}");
         state.metrics.hit(started.elapsed());
         return Ok(json_response(json, "HIT"));
     }
 
-    tracing::info!("Cache miss for {what}");
+    tracing::debug!("Cache miss for {what}");
     state.metrics.db_query();
     let value = db_call(state.settings.db_timeout, load).await?;
     // Nothing found is not cached: a 404 is cheap to recompute here, and
@@ -188,16 +196,23 @@ where
 }
 // ANCHOR_END: read_through
 
+/// A Redis failure is logged at most once per this period per call site,
+/// with a count of the ones held back: during an outage every request fails
+/// the same way, and one line per request would flood the log just when
+/// somebody has to read it. `redis_errors_total` still counts every one.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
 // ANCHOR: cache_calls
 /// Reads a key. Any failure (Redis down, paused, slow) is a miss: logged,
 /// counted, and answered from the database instead.
 #[tracing::instrument(skip(state))]
 async fn cache_get(state: &AppState, key: &str) -> Option<String> {
+    static GET_FAILED: Throttle = Throttle::new(WARN_EVERY);
     let mut redis = state.redis.clone();
     let get = redis.get::<_, Option<String>>(key);
     lab::cache::call(state.settings.redis_timeout, get, |why| {
         state.metrics.redis_error();
-        tracing::warn!("Redis GET {why}, serving from the database");
+        GET_FAILED.warn(format_args!("Redis GET {why}, serving from the database"));
     })
     .await
     .flatten()
@@ -206,12 +221,13 @@ async fn cache_get(state: &AppState, key: &str) -> Option<String> {
 /// Writes a key with the TTL. A failure only costs the next request a miss.
 #[tracing::instrument(skip(state, json))]
 async fn cache_set(state: &AppState, key: &str, json: &str) {
+    static SET_FAILED: Throttle = Throttle::new(WARN_EVERY);
     let mut redis = state.redis.clone();
     let ttl = state.settings.ttl.as_secs().max(1);
     let set = redis.set_ex::<_, _, ()>(key, json, ttl);
     lab::cache::call(state.settings.redis_timeout, set, |why| {
         state.metrics.redis_error();
-        tracing::warn!("Redis SET {why}; the next read will miss");
+        SET_FAILED.warn(format_args!("Redis SET {why}; the next read will miss"));
     })
     .await;
 }
@@ -226,46 +242,141 @@ async fn cache_set(state: &AppState, key: &str, json: &str) {
 /// A delete cannot leave an old value behind: the next read loads whatever
 /// the database holds then. (A read that races the write can still put an
 /// old value back; lesson 8 closes that gap.)
+///
+/// Why a task of its own? A handler is a future, and a future that is
+/// dropped simply stops: at our own timeout, or when the client hangs up.
+/// Dropped after the UPDATE was sent, it would stop waiting, but PostgreSQL
+/// would not stop working: it commits when the row lock comes free, and the
+/// DEL after it never runs, so reads serve the old value until the TTL,
+/// while the client was told the write failed. A spawned task is not part
+/// of the request: it runs the UPDATE and then the DEL to the end, whatever
+/// becomes of the request, and the handler only waits for its verdict.
 pub async fn put_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<UpdateUser>, JsonRejection>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<User>, PutError> {
     let id = user_id_from_path(path)?;
-    let Json(update) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let update = json_body(body)?;
     update.validate()?;
 
+    let write = tokio::spawn(update_then_delete(state.clone(), id, update).in_current_span());
+    // The database gives up at `db_timeout` by itself (see `update_row`)
+    // and tells us so; waiting a little longer lets that verdict, "not
+    // applied", reach the client. Only when even the verdict does not come
+    // (a frozen server, a lost network) do we not know, and say so.
+    let patience = state.settings.db_timeout + VERDICT_GRACE;
+    match tokio::time::timeout(patience, write).await {
+        Ok(Ok(outcome)) => Ok(Json(outcome?)),
+        // The task panicked, or the runtime is shutting down.
+        Ok(Err(join_error)) => Err(ApiError::Internal(join_error.into()).into()),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "the database did not confirm the update of user {id} within {patience:?}: \
+             it may still be applied; read the user back before retrying"
+        ))
+        .into()),
+    }
+}
+// ANCHOR_END: put_user
+
+/// How much longer than `db_timeout` the handler waits for the database's
+/// own verdict, which arrives a round trip after its timer fires.
+const VERDICT_GRACE: Duration = Duration::from_secs(1);
+
+// ANCHOR: update_then_delete
+/// The write, in its own task: the UPDATE, then the DEL, always in that
+/// order and always both. The DEL runs whatever the UPDATE's outcome: after
+/// a failure it costs one miss, after a success it is the invalidation,
+/// and when we cannot tell which it was, only a DEL is right either way.
+/// (A DEL *before* the UPDATE would not help: until the UPDATE commits, the
+/// old value is the database's value, and the next read caches it again.)
+async fn update_then_delete(
+    state: AppState,
+    id: i64,
+    update: UpdateUser,
+) -> Result<User, ApiError> {
     state.metrics.db_query();
-    let update_row = sqlx::query_as(
+    let limit = state.settings.db_timeout;
+    // A bound for the task itself, so it cannot hold a pool connection
+    // forever. Far past the database's own statement timeout, it fires only
+    // when the server cannot even say it gave up (frozen, or the network is
+    // gone). The DEL below still runs; the outcome stays unknown, and the
+    // log says so. Lesson 8 closes what is left of that window.
+    let give_up = limit * 2 + VERDICT_GRACE * 5;
+    let outcome = tokio::time::timeout(give_up, update_row(&state.pool, id, &update, limit)).await;
+    cache_delete(&state, &state.settings.key(id)).await;
+    match outcome {
+        Ok(Ok(Some(user))) => Ok(user),
+        Ok(Ok(None)) => Err(ApiError::NotFound(format!("user {id} not found"))),
+        // The statement was cancelled and its transaction rolled back.
+        Ok(Err(e)) if is_query_canceled(&e) => Err(ApiError::Unavailable(format!(
+            "the update of user {id} was not applied: the database gave up after {limit:?} \
+             (the row is busy or the database is slow); retry later"
+        ))),
+        Ok(Err(e)) => Err(ApiError::Internal(
+            anyhow::Error::from(e).context(format!("Failed to update user {id}")),
+        )),
+        Err(_) => {
+            tracing::error!(
+                "the update of user {id} got no answer within {give_up:?}: its outcome is \
+                 unknown; the cached copy was deleted anyway"
+            );
+            Err(ApiError::Unavailable(format!(
+                "the database did not answer the update of user {id}"
+            )))
+        }
+    }
+}
+
+/// The UPDATE, in a transaction that tells PostgreSQL to give up after
+/// `limit` (`SET LOCAL statement_timeout`, which covers waiting for a row
+/// lock). Without it the database would wait for the lock as long as it
+/// takes, and commit long after the client stopped waiting; with it, a
+/// timeout is a rollback, so "not applied" is the truth.
+#[tracing::instrument(skip(pool, update, limit))]
+async fn update_row(
+    pool: &PgPool,
+    id: i64,
+    update: &UpdateUser,
+    limit: Duration,
+) -> Result<Option<User>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // `set_config(.., true)` is `SET LOCAL` with a bind parameter: it lasts
+    // until the transaction ends, so the pooled connection keeps its default.
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", limit.as_millis().max(1)))
+        .execute(&mut *tx)
+        .await?;
+    let row: Option<(i64, String, String)> = sqlx::query_as(
         "UPDATE users SET name = $2, email = $3 WHERE id = $1 RETURNING id, name, email",
     )
     .bind(id)
     .bind(update.name.trim())
     .bind(update.email.trim())
-    .fetch_optional(&state.pool);
-    let updated: Option<(i64, String, String)> = db_call(state.settings.db_timeout, async {
-        update_row
-            .await
-            .with_context(|| format!("Failed to update user {id}"))
-    })
+    .fetch_optional(&mut *tx)
     .await?;
-    let (id, name, email) =
-        updated.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
-
-    cache_delete(&state, &state.settings.key(id)).await;
-    Ok(Json(User { id, name, email }))
+    tx.commit().await?;
+    Ok(row.map(|(id, name, email)| User { id, name, email }))
 }
-// ANCHOR_END: put_user
+// ANCHOR_END: update_then_delete
+
+/// SQLSTATE 57014, `query_canceled`: what a `statement_timeout` raises.
+fn is_query_canceled(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
 
 /// Deletes a key. If Redis is down the stale copy stays until its TTL: that
 /// is the TTL's job as a backstop, and why it must not be too long.
 #[tracing::instrument(skip(state))]
 async fn cache_delete(state: &AppState, key: &str) {
+    static DEL_FAILED: Throttle = Throttle::new(WARN_EVERY);
     let mut redis = state.redis.clone();
     let del = redis.del::<_, ()>(key);
     lab::cache::call(state.settings.redis_timeout, del, |why| {
         state.metrics.redis_error();
-        tracing::warn!("Redis DEL {why}; the old copy lives until its TTL");
+        DEL_FAILED.warn(format_args!(
+            "Redis DEL {why}; the old copy lives until its TTL"
+        ));
     })
     .await;
 }

@@ -1,5 +1,15 @@
-//! The body of `PUT /users/{id}`, and what a valid one is.
+//! The body of `PUT /users/{id}`: reading it, and what a valid one is.
+//!
+//! Validation is the service's own, not the database's: a value PostgreSQL
+//! would refuse (a NUL byte in `text`) must be a 400 that names the mistake,
+//! not a 500 from a failed statement, and a value it would store (a name of
+//! only zero-width spaces) must not be stored just because it fits the
+//! column.
 
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use lab::http::ApiError;
 use serde::Deserialize;
 
@@ -12,26 +22,140 @@ pub struct UpdateUser {
     pub email: String,
 }
 
+/// The longest name, in characters, after trimming.
+const MAX_NAME_CHARS: usize = 100;
+/// The longest email, in bytes (the practical limit mail servers use).
+const MAX_EMAIL_BYTES: usize = 255;
+
 impl UpdateUser {
     pub(crate) fn validate(&self) -> Result<(), ApiError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
+        // Control characters (NUL, escape, newline, DEL, the C1 range) have
+        // no place in a name, not even at its ends where `trim` would drop
+        // some of them: PostgreSQL refuses NUL outright, and the others
+        // rewrite terminals and log lines that print the name later.
+        if self.name.contains(char::is_control) {
             return Err(ApiError::BadRequest(
-                "name must be 1 to 100 characters".into(),
+                "name must not contain control characters".into(),
             ));
         }
-        let email = self.email.trim();
-        let well_formed = email.len() <= 255
-            && !email.contains(char::is_whitespace)
-            && email
-                .split_once('@')
-                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
-        if !well_formed {
+        let name = self.name.trim();
+        // A name that is only spaces and invisible format characters looks
+        // empty to every reader, so it is empty.
+        if !name.chars().any(|c| !is_invisible(c)) || name.chars().count() > MAX_NAME_CHARS {
             return Err(ApiError::BadRequest(format!(
-                "{email:?} is not an email address"
+                "name must be 1 to {MAX_NAME_CHARS} characters, some of them visible"
+            )));
+        }
+        let email = self.email.trim();
+        if self.email.contains(char::is_control) || !is_email(email) {
+            return Err(ApiError::BadRequest(format!(
+                "{} is not an email address",
+                shown(email)
             )));
         }
         Ok(())
+    }
+}
+
+/// Whitespace, or a character of Unicode's "format" category (`Cf`) that
+/// renders as nothing: zero-width spaces and joiners, the byte-order mark,
+/// the soft hyphen, bidirectional marks. They are fine inside a name (a
+/// zero-width joiner builds some scripts' letters and many emoji), not as
+/// all of it.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}'                  // soft hyphen
+            | '\u{061C}'                // Arabic letter mark
+            | '\u{180E}'                // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}'   // zero-width space, (non-)joiner, LRM, RLM
+            | '\u{202A}'..='\u{202E}'   // bidirectional embeddings and overrides
+            | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
+            | '\u{2066}'..='\u{206F}'   // bidirectional isolates, deprecated formats
+            | '\u{FEFF}'                // byte-order mark, zero-width no-break space
+            | '\u{E0000}'..='\u{E007F}' // tag characters
+        )
+}
+
+/// `user@domain` with a non-empty user, a domain of at least two non-empty
+/// dot-separated labels, and no whitespace, control or invisible character.
+/// Deliberately loose beyond that (RFC 5322 allows far more than anyone
+/// types): the only real check of an address is a mail that arrives.
+fn is_email(email: &str) -> bool {
+    if email.len() > MAX_EMAIL_BYTES || email.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return false;
+    }
+    let Some((user, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let mut labels = domain.split('.');
+    !user.is_empty()
+        && !domain.contains('@')
+        && labels.clone().count() >= 2
+        && labels.all(|label| !label.is_empty())
+}
+
+/// How many characters of client input an error message repeats.
+const SHOWN_CHARS: usize = 32;
+
+/// Client input as an error message repeats it: quoted and escaped (a NUL
+/// shows as `\0`), at most [`SHOWN_CHARS`] characters, then `…`. A 100 KB
+/// email must not come back as a 100 KB error.
+pub(crate) fn shown(raw: &str) -> String {
+    let prefix: String = raw.chars().take(SHOWN_CHARS).collect();
+    let cut = if prefix.len() < raw.len() { "…" } else { "" };
+    format!("{prefix:?}{cut}")
+}
+
+/// Why a `PUT` was refused, as an HTTP answer: the API's own errors, and a
+/// body axum could not read as JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// 413 over the body limit, 415 without `Content-Type: application/json`,
+    /// 400 for JSON that is malformed or does not fit [`UpdateUser`].
+    #[error("{message}")]
+    Body { status: StatusCode, message: String },
+}
+
+impl IntoResponse for PutError {
+    fn into_response(self) -> Response {
+        match self {
+            PutError::Api(e) => e.into_response(),
+            PutError::Body { status, message } => {
+                (status, Json(serde_json::json!({ "error": message }))).into_response()
+            }
+        }
+    }
+}
+
+/// The JSON body, or the status that says what was wrong with it. axum's
+/// own statuses are right for a body too large (413) and a missing JSON
+/// content type (415); a body that parses but does not fit the struct is
+/// 422 there, and a 400 here, like every other malformed input of the API.
+/// The rejection's text can quote the client's input (an unknown field's
+/// name), so only a bounded part of it is repeated.
+pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, PutError> {
+    match body {
+        Ok(Json(value)) => Ok(value),
+        Err(rejection) => {
+            let status = match rejection.status() {
+                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                other => other,
+            };
+            let text = rejection.body_text();
+            let message: String = text.chars().take(200).collect();
+            let cut = if message.len() < text.len() {
+                "…"
+            } else {
+                ""
+            };
+            Err(PutError::Body {
+                status,
+                message: format!("{message}{cut}"),
+            })
+        }
     }
 }
 
@@ -59,5 +183,73 @@ mod tests {
             assert!(update(n, e).validate().is_err(), "{n:?} {e:?}");
         }
         assert!(update(&"x".repeat(101), "a@b.c").validate().is_err());
+    }
+
+    #[test]
+    fn control_characters_and_nul_are_rejected_anywhere() {
+        for name in [
+            "A\0da",
+            "\0",
+            "Ada\u{7}",
+            "Ada\u{1b}[2J",
+            "A\nda",
+            "Ada\u{7f}",
+            "Ada\u{85}",
+        ] {
+            assert!(
+                update(name, "ada@example.com").validate().is_err(),
+                "{name:?}"
+            );
+        }
+        for email in ["a\0@b.c", "a@b.c\0", "a@b\u{1}.c", "a\u{200b}@b.c"] {
+            assert!(update("Ada", email).validate().is_err(), "{email:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_must_have_something_visible() {
+        for name in [
+            " ",
+            "\u{200b}",
+            "\u{200b}\u{200c}\u{200d}",
+            "\u{2060}\u{feff}",
+            " \u{00ad} ",
+            "\u{202e}",
+        ] {
+            assert!(
+                update(name, "ada@example.com").validate().is_err(),
+                "{name:?}"
+            );
+        }
+        // Invisible characters inside a visible name are fine: a zero-width
+        // joiner is part of many emoji and of some scripts' spelling.
+        for name in ["Ada", "  Ada  ", "👩\u{200d}💻 Ada", "می\u{200c}خواهم"] {
+            assert!(
+                update(name, "ada@example.com").validate().is_ok(),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_email_domain_has_non_empty_labels() {
+        for email in ["x@.", "x@a.", "x@.a", "x@a..b", "x@", "x@@a.b", "x@a@b.c"] {
+            assert!(update("Ada", email).validate().is_err(), "{email:?}");
+        }
+        for email in ["x@a.b", "first.last+tag@mail.example.co.uk"] {
+            assert!(update("Ada", email).validate().is_ok(), "{email:?}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_email_is_repeated_only_in_part() {
+        let long = format!("{}@nodot", "x".repeat(100_000));
+        let msg = update("Ada", &long)
+            .validate()
+            .expect_err("invalid")
+            .to_string();
+        assert!(msg.len() < 100, "{} bytes", msg.len());
+        assert_eq!(shown("a\0b"), r#""a\0b""#);
+        assert_eq!(shown(&"y".repeat(40)), format!("{:?}…", "y".repeat(32)));
     }
 }
