@@ -17,7 +17,7 @@
 
 use std::process::Command;
 
-use crate::faults::Fault;
+use lab::faults::Fault;
 use anyhow::{Context, bail};
 
 use crate::STEP_TIMEOUT;

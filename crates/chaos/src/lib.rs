@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-pub mod faults; // TEMPORARY until lab::faults lands
 pub mod inject;
 pub mod load;
 pub mod plan;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::faults::{FaultProxy, through};
+use lab::faults::{FaultProxy, through};
 use anyhow::Context;
 use lab::Kind;
 use lab::spawn::{Instance, SpawnOptions};
