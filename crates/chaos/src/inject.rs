@@ -17,13 +17,14 @@
 
 use std::process::Command;
 
-use lab::faults::Fault;
 use anyhow::{Context, bail};
+use lab::faults::Fault;
 
 use crate::STEP_TIMEOUT;
 use crate::plan::{Phase, Plan};
 use crate::services::Servers;
 
+// ANCHOR: inject
 /// Turns `phase`'s fault on.
 pub async fn inject(phase: Phase, s: &mut Servers, plan: &Plan) -> anyhow::Result<()> {
     match phase {
@@ -60,6 +61,7 @@ pub async fn clear(phase: Phase, s: &mut Servers) -> anyhow::Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: inject
 
 /// Holds `phase`'s fault until `until`. Resets are not a state but an
 /// event, so the resets phase repeats them every half second: connections

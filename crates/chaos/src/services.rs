@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use lab::faults::{FaultProxy, through};
 use anyhow::Context;
 use lab::Kind;
+use lab::faults::{FaultProxy, through};
 use lab::spawn::{Instance, SpawnOptions};
 use lesson_03_stale_fallback::Mode;
 
