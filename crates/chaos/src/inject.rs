@@ -63,6 +63,19 @@ pub async fn clear(phase: Phase, s: &mut Servers) -> anyhow::Result<()> {
 }
 // ANCHOR_END: inject
 
+/// Wakes every paused server. [`Servers`] calls it when dropped, so a run
+/// that fails or is interrupted in a pause never leaves a stopped
+/// PostgreSQL or Redis behind: a stopped process cannot act on the stop
+/// signal its `Instance` sends next.
+pub fn resume_all(s: &Servers) {
+    if let Some(pid) = s.pg.pid() {
+        let _ = signal_tree(pid, "CONT");
+    }
+    if let Some(pid) = s.redis.pid() {
+        let _ = signal(&[pid], "CONT");
+    }
+}
+
 /// Holds `phase`'s fault until `until`. Resets are not a state but an
 /// event, so the resets phase repeats them every half second: connections
 /// opened since the last one are reset too.

@@ -41,7 +41,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(rate) = args.rate {
         plan.rate = rate.max(1);
     }
-    let results = chaos::run(&plan).await?;
+    // On Ctrl-C the run is dropped, which wakes and stops the private
+    // servers (a server left paused would outlive the run).
+    let results = tokio::select! {
+        r = chaos::run(&plan) => r?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the private servers are stopped"),
+    };
     println!("{}", results.table_md());
     println!("{}", results.verdict());
     let path = results.write()?;

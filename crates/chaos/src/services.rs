@@ -63,6 +63,12 @@ impl Servers {
     }
 }
 
+impl Drop for Servers {
+    fn drop(&mut self) {
+        crate::inject::resume_all(self);
+    }
+}
+
 fn addr_of(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
