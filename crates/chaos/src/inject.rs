@@ -37,9 +37,9 @@ pub async fn inject(phase: Phase, s: &mut Servers, plan: &Plan) -> anyhow::Resul
             s.redis_proxy.reset_all();
         }
         Phase::RedisKilled => {
-            signal(&[pid(&s.redis)?], "KILL")?;
+            signal(pid(&s.redis)?, "KILL")?;
         }
-        Phase::RedisPaused => signal(&[pid(&s.redis)?], "STOP")?,
+        Phase::RedisPaused => signal(pid(&s.redis)?, "STOP")?,
         Phase::RedisBlackholed => s.redis_proxy.set(Fault::Blackhole),
     }
     Ok(())
@@ -56,7 +56,7 @@ pub async fn clear(phase: Phase, s: &mut Servers) -> anyhow::Result<()> {
         Phase::Resets => {}
         // `start` sees the killed process has exited and starts a new one.
         Phase::RedisKilled => bounded(s.redis.start()).await?,
-        Phase::RedisPaused => signal(&[pid(&s.redis)?], "CONT")?,
+        Phase::RedisPaused => signal(pid(&s.redis)?, "CONT")?,
         Phase::RedisBlackholed => s.redis_proxy.set(Fault::None),
     }
     Ok(())
@@ -72,7 +72,7 @@ pub fn resume_all(s: &Servers) {
         let _ = signal_tree(pid, "CONT");
     }
     if let Some(pid) = s.redis.pid() {
-        let _ = signal(&[pid], "CONT");
+        let _ = signal(pid, "CONT");
     }
 }
 
@@ -108,11 +108,17 @@ fn pid(i: &lab::spawn::Instance) -> anyhow::Result<u32> {
 
 /// Signals a process and every process it started: PostgreSQL serves each
 /// connection from a child of the postmaster, so pausing the postmaster
-/// alone would pause nothing a connected client notices.
+/// alone would pause nothing a connected client notices. A child may exit
+/// between the listing and the signal (a backend whose client hung up):
+/// only the root must be there.
 fn signal_tree(root: u32, sig: &str) -> anyhow::Result<()> {
-    let mut pids = vec![root];
-    pids.extend(children(root));
-    signal(&pids, sig)
+    signal(root, sig)?;
+    for child in children(root) {
+        let _ = kill(child, sig)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    Ok(())
 }
 
 /// The processes whose parent is `parent`, from `/proc/*/stat`.
@@ -131,14 +137,16 @@ fn children(parent: u32) -> Vec<u32> {
     .collect()
 }
 
-fn signal(pids: &[u32], sig: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .args(pids.iter().map(u32::to_string))
-        .status()
-        .context("Failed to run kill")?;
+fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let status = kill(pid, sig).status().context("Failed to run kill")?;
     if !status.success() {
-        bail!("kill -{sig} {pids:?} failed ({status})");
+        bail!("kill -{sig} {pid} failed ({status})");
     }
     Ok(())
+}
+
+fn kill(pid: u32, sig: &str) -> Command {
+    let mut cmd = Command::new("kill");
+    cmd.arg(format!("-{sig}")).arg(pid.to_string());
+    cmd
 }
