@@ -66,7 +66,7 @@ pub struct ChaosResults {
     pub plan: Plan,
     pub spans: Vec<PhaseSpan>,
     pub rows: Vec<Row>,
-    /// Every panic in the process, warm-up included.
+    /// Every panic in the process during the run, warm-up included.
     pub panics: u64,
     /// The whole run, from spawning the servers to the last answer.
     pub wall_s: f64,
