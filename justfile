@@ -77,7 +77,7 @@ exercise-5:
 # Exercise 5's hint K, one at a time: `just hint-5 1` is gentle, the last is nearly the answer.
 hint-5 k: (_hint "crates/exercise-05-work-mem/HINTS.md" k)
 
-# Every HTTP lesson under load while PostgreSQL and Redis are stopped, paused, slowed, killed and reset, in turn (~90 s).
+# Every HTTP lesson under load while PostgreSQL and Redis are stopped, paused, slowed, killed and reset, in turn (~80 s).
 chaos *args:
     cargo run -q -p chaos -- "$@"
 

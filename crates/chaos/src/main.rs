@@ -4,7 +4,7 @@
 //! `just report`. Exits non-zero on any panic or hung request.
 //!
 //! ```text
-//! just chaos            # about 80 s of load, under 2 minutes in all
+//! just chaos            # 75 s of load, about 80 s in all
 //! just chaos --quick    # every phase, shorter
 //! ```
 

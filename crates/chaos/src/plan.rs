@@ -45,7 +45,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// `just chaos`: about 80 s of load.
+    /// `just chaos`: 75 s of load.
     pub fn standard() -> Plan {
         Plan {
             quick: false,

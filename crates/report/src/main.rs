@@ -16,7 +16,7 @@
 //! the baseline) and `<group>.svg`, plus `stamp.md` (machine, versions,
 //! placement). Chapters include them; they are committed, so the book builds
 //! without running anything. After the benches it runs `just chaos` (about
-//! a minute and a half; `--quick` makes it shorter too) and writes `chaos.md`.
+//! 80 s; with `--quick`, `just chaos --quick`, about 55 s) and writes `chaos.md`.
 //!
 //! # Layout
 //!
@@ -201,7 +201,7 @@ fn run_chaos(root: &Path, quick: bool) -> anyhow::Result<()> {
     eprintln!(
         "report: the chaos run (`just chaos{}`, about {} s)…",
         if quick { " --quick" } else { "" },
-        if quick { 60 } else { 90 }
+        if quick { 55 } else { 80 }
     );
     let mut cmd = Command::new("cargo");
     cmd.args(["run", "-q", "-p", "chaos", "--"]);
