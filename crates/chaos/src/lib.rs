@@ -24,6 +24,9 @@
 //! - [`results`]: the samples summarised per service and phase
 //!   ([`results::ChaosResults`], `chaos.json`), and the table.
 //! - [`run`] (here): connects them.
+//!
+//! Its tests (`tests/hostile.rs`) throw hostile input at every lesson's
+//! router: property-based tests of the parsers, and a corpus of requests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -35,7 +38,7 @@ pub mod plan;
 pub mod results;
 pub mod services;
 
-use plan::{PHASES, Plan};
+use plan::{PHASES, Phase, Plan};
 use results::{ChaosResults, PhaseSpan};
 
 /// Every panic in the process, counted by the hook [`count_panics`]
@@ -104,25 +107,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<ChaosResults> {
     );
 
     let mut spans = Vec::new();
-    let mut at = start;
+    let mut due = start;
     for phase in PHASES {
-        let panics_before = panics();
-        let began = start.elapsed();
-        inject::inject(phase, &mut servers, plan).await?;
-        let injected = start.elapsed();
-        inject::hold(phase, &servers, (at + plan.fault_of(phase)).into()).await;
-        inject::clear(phase, &mut servers).await?;
-        let cleared = start.elapsed();
-        at += plan.span_of(phase);
-        tokio::time::sleep_until(at.into()).await;
-        let span = PhaseSpan {
-            phase: phase.name().into(),
-            start_s: began.as_secs_f64(),
-            injected_s: injected.as_secs_f64(),
-            cleared_s: cleared.as_secs_f64(),
-            end_s: start.elapsed().as_secs_f64(),
-            panics: panics() - panics_before,
-        };
+        let span = one_phase(phase, plan, &mut servers, start, due).await?;
+        due += plan.span_of(phase);
         let so_far = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
         eprintln!("{}", results::progress_line(&span, &so_far, &targets));
         spans.push(span);
@@ -146,6 +134,35 @@ pub async fn run(plan: &Plan) -> anyhow::Result<ChaosResults> {
         panics() - panics_before_run + driver_panics,
         wall.elapsed(),
     ))
+}
+
+/// One phase, due to start at `due`: its fault injected, held, cleared,
+/// then the window in which the services must recover by themselves.
+/// Returns when each of those happened, in seconds since `start`.
+async fn one_phase(
+    phase: Phase,
+    plan: &Plan,
+    servers: &mut services::Servers,
+    start: Instant,
+    due: Instant,
+) -> anyhow::Result<PhaseSpan> {
+    let panics_before = panics();
+    let now = || start.elapsed().as_secs_f64();
+    let start_s = now();
+    inject::inject(phase, servers, plan).await?;
+    let injected_s = now();
+    inject::hold(phase, servers, (due + plan.fault_of(phase)).into()).await;
+    inject::clear(phase, servers).await?;
+    let cleared_s = now();
+    tokio::time::sleep_until((due + plan.span_of(phase)).into()).await;
+    Ok(PhaseSpan {
+        phase: phase.name().into(),
+        start_s,
+        injected_s,
+        cleared_s,
+        end_s: now(),
+        panics: panics() - panics_before,
+    })
 }
 // ANCHOR_END: run
 
