@@ -397,10 +397,13 @@ async fn bad_ids_are_400s_unknown_ids_404s_and_an_entry_is_timestamped() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(r.json()["error"].is_string());
     }
-    assert_eq!(
-        get(&state, "/users/99999").await.status,
-        StatusCode::NOT_FOUND
-    );
+    // More unknown ids than the breaker's K: "no such user" is the
+    // database answering, a success, so the breaker stays closed.
+    for id in 99_990..=99_999 {
+        let r = get(&state, &format!("/users/{id}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    }
+    assert_eq!(state.breaker.status(), Status::Closed);
 
     let before = SystemTime::now();
     assert_eq!(get(&state, "/users/4").await.status, StatusCode::OK);
