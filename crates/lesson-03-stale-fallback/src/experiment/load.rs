@@ -80,9 +80,11 @@ pub(super) async fn serve_variants(
             db_timeout: plan.db_timeout,
             latency: plan.latency,
             key_prefix: prefix.into(),
-            // The service's default, twice the pool. The experiment never
-            // reaches it: warming runs 16 loads at most, and the load's
-            // misses and refreshes are a few dozen a second.
+            // The service's default, twice the pool. The experiment should
+            // not reach it, so it measures what it did before the bound:
+            // warming runs about 16 loads at once, and the load's misses and
+            // refreshes are a few dozen a second, each done (or refused by
+            // the breaker) within the database timeout.
             max_background_loads: 2 * POOL as usize,
         };
         let s = crate::state(pool().await?, redis_url, settings)?;
