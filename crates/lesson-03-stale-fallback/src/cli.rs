@@ -34,6 +34,11 @@ pub struct Args {
     /// The longest one Redis call may take, in ms.
     #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub redis_timeout_ms: u64,
+    /// The most background loads running at once (cache-first's misses and
+    /// stale refreshes); past it they are shed with a 503. Default: twice
+    /// DB_POOL_SIZE, every connection busy and one load waiting behind each.
+    #[arg(long = "max-background-loads", env = "MAX_BACKGROUND_LOADS", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_background_loads: Option<u64>,
     /// Run the book's longer outage experiment instead of the short one.
     #[arg(long)]
     pub long: bool,
@@ -63,6 +68,9 @@ impl Args {
             db_timeout: self.common.db_timeout(),
             latency: self.common.latency(),
             key_prefix: String::new(),
+            max_background_loads: self
+                .max_background_loads
+                .map_or(2 * self.common.pool_size as usize, |n| n as usize),
         })
     }
 }
@@ -82,12 +90,18 @@ mod tests {
         assert_eq!(s.breaker.failures, 5);
         assert_eq!(s.breaker.open_for, Duration::from_secs(5));
         assert_eq!(s.key(7), "entry:user:7");
+        assert_eq!(s.max_background_loads, 20, "twice the pool of 10");
+        let a = Args::try_parse_from(["x", "--pool-size", "4"]).expect("parses");
+        assert_eq!(a.settings().expect("valid").max_background_loads, 8);
+        let a = Args::try_parse_from(["x", "--max-background-loads", "3"]).expect("parses");
+        assert_eq!(a.settings().expect("valid").max_background_loads, 3);
     }
 
     #[test]
     fn bad_knobs_are_named() {
         assert!(Args::try_parse_from(["x", "--mode", "sometimes"]).is_err());
         assert!(Args::try_parse_from(["x", "--soft-ttl-secs", "0"]).is_err());
+        assert!(Args::try_parse_from(["x", "--max-background-loads", "0"]).is_err());
         let a = Args::try_parse_from(["x", "--soft-ttl-secs", "600", "--hard-ttl-secs", "60"])
             .expect("parses");
         let e = a.settings().expect_err("hard < soft").to_string();

@@ -14,8 +14,12 @@
 //! - **Stale-while-revalidate** (`CACHE_MODE=swr`) serves the stale copy at
 //!   once and refreshes it in the background, one refresh per key.
 //! - **Cache-first** (`CACHE_MODE=cache-first`) answers every read from the
-//!   cache; misses and refreshes go to the database in the background.
-//! - No copy and no database: 503 with `Retry-After`, fast.
+//!   cache; misses and refreshes go to the database in the background, at
+//!   most `MAX_BACKGROUND_LOADS` at once ([`inflight`]); past that, a miss
+//!   is a 503 "too many loads in flight, retry", counted in
+//!   `background_loads_shed_total`.
+//! - No copy and no database: 503 with `Retry-After`, fast. The database's
+//!   own error text goes to the log, never to the client.
 //!
 //! ```text
 //! just lesson-3                  # the outage experiment, short version (~1 min)
@@ -26,7 +30,20 @@
 //! Knobs (env var, or the flag in `--help`): `CACHE_SOFT_TTL_SECS` (60),
 //! `CACHE_HARD_TTL_SECS` (86400), `CACHE_MODE` (fallback), `DB_TIMEOUT_MS`,
 //! `BREAKER_FAILURES` (5), `BREAKER_OPEN_SECS` (5), `REDIS_TIMEOUT_MS` (50),
-//! `LAB_DB_LATENCY_MS`, `REDIS_URL`, `DATABASE_URL`.
+//! `MAX_BACKGROUND_LOADS` (twice `DB_POOL_SIZE`, so 20), `LAB_DB_LATENCY_MS`,
+//! `REDIS_URL`, `DATABASE_URL`.
+//!
+//! # Logging
+//!
+//! Nothing here logs at INFO per request: at tens of thousands of requests
+//! a second a line each is the log's whole budget, spent saying that
+//! things work. A hit, a miss and a refresh are counted in `/metrics`
+//! instead (and logged at DEBUG where a line helps). The warnings that
+//! repeat once per request while something is broken (Redis failing, the
+//! database failing, stale copies served, loads shed) go through a
+//! `lab::log::Throttle`: the first at once, then one line per 5 s with a
+//! count of the rest. The breaker's changes of state are rare and are the
+//! news, so they are logged every time.
 //!
 //! # Layout
 //!
@@ -35,7 +52,8 @@
 //! - [`entry`]: what is stored in Redis, a user with the time it was
 //!   fetched, and whether that copy is fresh or stale.
 //! - [`breaker`]: the circuit breaker, closed, open or half-open.
-//! - [`inflight`]: at most one background refresh per key.
+//! - [`inflight`]: at most one background load per key, and a bound on
+//!   how many run at once.
 //! - [`response`]: a cached entry as a response (`X-Cache`, `Age`), and the
 //!   errors a request can end in.
 //! - [`metrics`]: `GET /metrics`, the counters and the breaker's gauge.
@@ -53,6 +71,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use lab::http::user_id_from_path;
+use lab::log::Throttle;
 use lab::users::{User, fetch_user};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -69,7 +88,7 @@ pub mod response;
 
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::entry::{Entry, Freshness};
-use crate::inflight::InFlight;
+use crate::inflight::{Busy, InFlight};
 use crate::metrics::Metrics;
 pub use crate::response::{DbDown, ServeError, respond};
 
@@ -109,6 +128,14 @@ pub struct Settings {
     pub latency: Duration,
     /// Key prefix, so tests and experiments on one Redis never collide.
     pub key_prefix: String,
+    /// The most background loads (refreshes, and cache-first's misses)
+    /// running at once. Past it a load is shed, not queued. Each load
+    /// needs a pool connection, so more than a small multiple of the pool
+    /// only makes loads wait for a connection until the database timeout
+    /// fails them, and those failures would open the breaker for everyone.
+    /// Twice the pool keeps every connection busy with one load waiting
+    /// behind each.
+    pub max_background_loads: usize,
 }
 // ANCHOR_END: settings
 
@@ -163,24 +190,29 @@ pub async fn get_user(
                 respond(id, entry, "MISS")
             }
             Err(why) => {
-                tracing::warn!("serving a stale copy of user {id}: {why}");
+                static STALE_SERVED: Throttle = Throttle::new(Duration::from_secs(5));
+                STALE_SERVED.warn(format_args!("serving a stale copy of user {id}: {why}"));
                 state.metrics.bump(metrics::STALE);
                 respond(id, stale, "STALE")
             }
         },
         // Stale, and the request does not wait: refresh behind its back.
+        // A refresh that is shed costs this answer nothing.
         (Mode::Swr | Mode::CacheFirst, Some(stale)) => {
-            refresh_in_background(&state, id);
+            let _ = refresh_in_background(&state, id);
             state.metrics.bump(metrics::STALE);
             respond(id, stale, "STALE")
         }
         // Nothing cached, and cache-first never waits for the database.
         (Mode::CacheFirst, None) => {
-            refresh_in_background(&state, id);
             state.metrics.bump(metrics::UNAVAILABLE);
-            Err(ServeError::Unavailable {
-                message: format!("user {id} is not cached yet; it is being loaded"),
-                retry_after: Duration::from_secs(1),
+            let retry_after = Duration::from_secs(1);
+            Err(match refresh_in_background(&state, id) {
+                Ok(()) | Err(Busy::Running) => ServeError::Unavailable {
+                    message: format!("user {id} is not cached yet; it is being loaded"),
+                    retry_after,
+                },
+                Err(Busy::Full) => ServeError::TooManyLoads { retry_after },
             })
         }
         // Nothing cached: the database or nothing.
@@ -203,7 +235,10 @@ pub async fn get_user(
 
 // ANCHOR: load
 /// One database read through the breaker and under the timeout. A success
-/// is written to the cache with a new timestamp.
+/// is written to the cache with a new timestamp. "No such user" is a
+/// success too, for the breaker as for the cache: the database answered.
+/// A failure's cause is logged here, and only here; the caller gets a
+/// [`DbDown`] whose message is fit for a client.
 #[tracing::instrument(skip(state))]
 async fn load(state: &AppState, id: i64) -> Result<Entry<User>, DbDown> {
     let s = &state.settings;
@@ -221,6 +256,8 @@ async fn load(state: &AppState, id: i64) -> Result<Entry<User>, DbDown> {
             Ok(Err(e)) => {
                 permit.failure();
                 state.metrics.bump(metrics::DB_FAILURES);
+                static DB_FAILED: Throttle = Throttle::new(Duration::from_secs(5));
+                DB_FAILED.warn(format_args!("database read failed: {e:#}"));
                 return Err(DbDown::Failed(e));
             }
             Err(_) => {
@@ -234,11 +271,20 @@ async fn load(state: &AppState, id: i64) -> Result<Entry<User>, DbDown> {
     Ok(entry)
 }
 
-/// Starts a refresh of `id` unless one is already running.
-fn refresh_in_background(state: &AppState, id: i64) {
-    let Some(claim) = state.inflight.try_claim(id) else {
-        return;
-    };
+/// Starts a background load of `id`, unless one is already running
+/// (`Busy::Running`) or `max_background_loads` are (`Busy::Full`: shed,
+/// counted and logged, never queued).
+fn refresh_in_background(state: &AppState, id: i64) -> Result<(), Busy> {
+    let claim = state.inflight.try_claim(id).inspect_err(|busy| {
+        if *busy == Busy::Full {
+            state.metrics.bump(metrics::LOADS_SHED);
+            static SHED: Throttle = Throttle::new(Duration::from_secs(5));
+            SHED.warn(format_args!(
+                "{} background loads running, the most allowed: shedding more",
+                state.inflight.capacity()
+            ));
+        }
+    })?;
     state.metrics.bump(metrics::BACKGROUND_REFRESHES);
     let state = state.clone();
     tokio::spawn(async move {
@@ -247,6 +293,7 @@ fn refresh_in_background(state: &AppState, id: i64) {
             tracing::debug!("background refresh of user {id} failed: {why}");
         }
     });
+    Ok(())
 }
 // ANCHOR_END: load
 
@@ -260,13 +307,17 @@ async fn cache_get(state: &AppState, id: i64) -> Option<Entry<User>> {
     let get = redis.get::<_, Option<String>>(&key);
     let json = lab::cache::call(state.settings.redis_timeout, get, |why| {
         state.metrics.bump(metrics::REDIS_ERRORS);
-        tracing::warn!("Redis GET {why}, going to the database");
+        static GET_FAILED: Throttle = Throttle::new(Duration::from_secs(5));
+        GET_FAILED.warn(format_args!("Redis GET {why}, going to the database"));
     })
     .await
     // `None`: Redis failed; `Some(None)`: no such key. Both are a miss.
     .flatten()?;
     serde_json::from_str(&json)
-        .inspect_err(|e| tracing::warn!("ignoring a malformed entry at {key}: {e}"))
+        .inspect_err(|e| {
+            static MALFORMED: Throttle = Throttle::new(Duration::from_secs(5));
+            MALFORMED.warn(format_args!("ignoring a malformed entry at {key}: {e}"));
+        })
         .ok()
 }
 
@@ -303,7 +354,8 @@ async fn cache_set(state: &AppState, id: i64, entry: &Entry<User>) {
     };
     lab::cache::call(s.redis_timeout, write, |why| {
         state.metrics.bump(metrics::REDIS_ERRORS);
-        tracing::warn!("Redis write {why}; the next read will miss");
+        static WRITE_FAILED: Throttle = Throttle::new(Duration::from_secs(5));
+        WRITE_FAILED.warn(format_args!("Redis write {why}; the next read will miss"));
     })
     .await;
 }
@@ -311,7 +363,8 @@ async fn cache_set(state: &AppState, id: i64, entry: &Entry<User>) {
 
 impl Settings {
     /// The defaults, with no simulated latency, a 500 ms database timeout,
-    /// and a breaker of 3 failures and 1 s: what the tests run with.
+    /// a breaker of 3 failures and 1 s, and at most 10 background loads
+    /// (twice the tests' pool of 5): what the tests run with.
     pub fn for_tests(key_prefix: &str, mode: Mode) -> Settings {
         Settings {
             soft_ttl: Duration::from_secs(60),
@@ -325,6 +378,7 @@ impl Settings {
             db_timeout: Duration::from_millis(500),
             latency: Duration::ZERO,
             key_prefix: key_prefix.to_string(),
+            max_background_loads: 10,
         }
     }
 }
@@ -335,8 +389,8 @@ pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Resul
         pool,
         redis: lesson_02_cache_aside::redis_manager(redis_url, settings.redis_timeout)?,
         breaker: Arc::new(Breaker::new(settings.breaker)),
+        inflight: InFlight::new(settings.max_background_loads),
         settings: Arc::new(settings),
-        inflight: InFlight::default(),
         metrics: Metrics::new()?,
     })
 }

@@ -1,6 +1,7 @@
 //! `GET /metrics`: what the service counts (hits, misses, stale answers,
-//! database calls made and refused, background refreshes, 503s, Redis
-//! errors) and whether the breaker is open, in Prometheus's text format.
+//! database calls made and refused, background loads started and shed,
+//! 503s, Redis errors), whether the breaker is open and how many background
+//! loads are running, in Prometheus's text format.
 //!
 //! The series are named here; the registry behind them (one per service, so
 //! the tests and the outage experiment, which run several services in one
@@ -23,11 +24,18 @@ pub const DB_ATTEMPTS: &str = "db_attempts_total";
 pub const DB_FAILURES: &str = "db_failures_total";
 /// Calls the open breaker did not make.
 pub const BREAKER_REFUSED: &str = "breaker_refused_total";
+/// Background loads started (a stale key's refresh, or cache-first's miss).
 pub const BACKGROUND_REFRESHES: &str = "background_refreshes_total";
+/// Background loads not started because `MAX_BACKGROUND_LOADS` were
+/// running. Above zero, the bound is doing its job; rising steadily, it is
+/// too low for the traffic, or someone is asking for ids that do not exist.
+pub const LOADS_SHED: &str = "background_loads_shed_total";
 pub const UNAVAILABLE: &str = "unavailable_total";
 pub const REDIS_ERRORS: &str = "redis_errors_total";
 /// 1 while the breaker is open or probing, 0 when closed.
 pub const BREAKER_OPEN: &str = "breaker_open";
+/// Background loads running at the scrape (at most `MAX_BACKGROUND_LOADS`).
+pub const LOADS_IN_FLIGHT: &str = "background_loads_in_flight";
 
 /// The service's counters. Each is counted, and read back, by the name of
 /// its series, so the code and a dashboard use the same word.
@@ -45,6 +53,7 @@ impl Metrics {
                 DB_FAILURES,
                 BREAKER_REFUSED,
                 BACKGROUND_REFRESHES,
+                LOADS_SHED,
                 UNAVAILABLE,
                 REDIS_ERRORS,
             ],
@@ -63,13 +72,16 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`. The breaker's gauge is set from its state at each
-/// scrape, not when it changes: the breaker opens and closes inside
-/// `Breaker`, which knows nothing of metrics, and a scrape must never
-/// report a state that has since changed.
+/// `GET /metrics`. The gauges are set from the state at each scrape, not
+/// when it changes: the breaker opens and closes inside `Breaker`, and
+/// loads start and end inside `InFlight`, neither of which knows anything
+/// of metrics, and a scrape must never report a state that has since
+/// changed.
 pub async fn render(State(state): State<AppState>) -> Response {
     let open = state.breaker.status() != Status::Closed;
     state.metrics.0.set(BREAKER_OPEN, f64::from(u8::from(open)));
+    let loads = state.inflight.len() as f64;
+    state.metrics.0.set(LOADS_IN_FLIGHT, loads);
     state.metrics.0.response()
 }
 

@@ -2,6 +2,12 @@
 //! `Age` ([`respond`]), and what a request can fail with ([`ServeError`],
 //! whose 503 always says when to retry; [`DbDown`], why the database could
 //! not answer).
+//!
+//! A 503's message says *what* is unavailable, never the database's own
+//! words: `relation "users" does not exist` tells a client about our schema
+//! and nothing it can act on. As with `lab::http::ApiError::Internal`, the
+//! cause goes to the log (where `load` writes it) and the client gets a
+//! generic sentence.
 
 use std::time::{Duration, SystemTime};
 
@@ -39,6 +45,23 @@ pub enum ServeError {
         message: String,
         retry_after: Duration,
     },
+    /// Cache-first had no copy and could not even start loading one: as
+    /// many background loads as it allows are already running. Shed, not
+    /// queued; the client retries.
+    #[error("too many loads in flight, retry")]
+    TooManyLoads { retry_after: Duration },
+}
+
+/// A 503 with a JSON body and `Retry-After` in whole seconds, rounded up:
+/// `Retry-After: 0` invites a client to hammer us.
+fn unavailable(message: String, retry_after: Duration) -> Response {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, secs.max(1).to_string())],
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
 }
 
 impl IntoResponse for ServeError {
@@ -48,30 +71,22 @@ impl IntoResponse for ServeError {
             ServeError::Unavailable {
                 message,
                 retry_after,
-            } => {
-                // Whole seconds, rounded up: `Retry-After: 0` invites a
-                // client to hammer us.
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, secs.max(1).to_string())],
-                    axum::Json(serde_json::json!({ "error": message })),
-                )
-                    .into_response()
-            }
+            } => unavailable(message, retry_after),
+            e @ ServeError::TooManyLoads { retry_after } => unavailable(e.to_string(), retry_after),
         }
     }
 }
 
-/// Why the database could not answer.
+/// Why the database could not answer. Its `Display` is what a client may
+/// read: a failure's cause is kept for the log, not shown.
 #[derive(Debug, thiserror::Error)]
 pub enum DbDown {
     #[error("the circuit breaker is open")]
     BreakerOpen(Refused),
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the database failed: {0:#}")]
-    Failed(anyhow::Error),
+    #[error("the database failed")]
+    Failed(#[source] anyhow::Error),
 }
 
 impl DbDown {
@@ -98,5 +113,11 @@ mod tests {
         .into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn a_database_failure_shows_no_cause() {
+        let e = DbDown::Failed(anyhow::anyhow!("relation \"users\" does not exist"));
+        assert_eq!(e.to_string(), "the database failed");
     }
 }

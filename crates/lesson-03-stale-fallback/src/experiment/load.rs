@@ -46,7 +46,8 @@ pub(super) async fn serve_variants(
     pg_url: &str,
     redis_url: &str,
 ) -> anyhow::Result<Vec<Target>> {
-    let pool = || lab::isolate::schema_pool(pg_url, "public", 10);
+    const POOL: u32 = 10;
+    let pool = || lab::isolate::schema_pool(pg_url, "public", POOL);
     let mut targets = Vec::new();
 
     let l1 = lesson_01_naive::AppState {
@@ -79,6 +80,12 @@ pub(super) async fn serve_variants(
             db_timeout: plan.db_timeout,
             latency: plan.latency,
             key_prefix: prefix.into(),
+            // The service's default, twice the pool. The experiment should
+            // not reach it, so it measures what it did before the bound:
+            // warming runs about 16 loads at once, and the load's misses and
+            // refreshes are a few dozen a second, each done (or refused by
+            // the breaker) within the database timeout.
+            max_background_loads: 2 * POOL as usize,
         };
         let s = crate::state(pool().await?, redis_url, settings)?;
         targets.push((crate::router(s.clone()), Some(s)));
