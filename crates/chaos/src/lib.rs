@@ -99,10 +99,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<ChaosResults> {
         )));
     }
     eprintln!(
-        "chaos: {} req/s to each service, {:?} per fault and {:?} to recover, {} phases",
+        "chaos: {} req/s to each service, {} s per fault and {} s to recover, {} phases",
         plan.rate,
-        plan.fault,
-        plan.recover,
+        plan.fault.as_secs(),
+        plan.recover.as_secs(),
         PHASES.len()
     );
 

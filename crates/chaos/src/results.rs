@@ -283,14 +283,14 @@ impl ChaosResults {
         format!(
             "{requests} requests to {} services over {} phases: {} panics, {} hung requests, {} answers with another user's data \
              (the bar is 0, 0 and 0: **{}**). \
-             Not recovered within the {:?} window: {}. The run took {:.0} s.\n",
+             Not recovered within the {} s window: {}. The run took {:.0} s.\n",
             SERVICES.len(),
             self.spans.len(),
             self.panics,
             self.hung(),
             self.wrong(),
             if self.passed() { "met" } else { "not met" },
-            self.plan.recover,
+            self.plan.recover.as_secs(),
             if unrecovered.is_empty() {
                 "none".to_string()
             } else {

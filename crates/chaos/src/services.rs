@@ -95,7 +95,9 @@ pub const SERVICES: [&str; 5] = [
 /// Serves every service on a free loopback port.
 pub async fn serve(plan: &Plan, servers: &Servers) -> anyhow::Result<Vec<Target>> {
     let (pg_url, redis_url) = (servers.pg_url()?, servers.redis_url()?);
-    let pool = || lab::isolate::schema_pool(&pg_url, "public", 10);
+    // Each service's pool: the lessons' default size.
+    const POOL: u32 = 10;
+    let pool = || lab::isolate::schema_pool(&pg_url, "public", POOL);
     let mut routers = Vec::new();
 
     routers.push(lesson_01_naive::router(lesson_01_naive::AppState {
@@ -128,6 +130,8 @@ pub async fn serve(plan: &Plan, servers: &Servers) -> anyhow::Result<Vec<Target>
             redis_timeout: plan.redis_timeout,
             db_timeout: plan.db_timeout,
             latency: plan.latency,
+            // The service's default (`--max-background-loads`): twice the pool.
+            max_background_loads: 2 * POOL as usize,
             ..lesson_03_stale_fallback::Settings::for_tests(prefix, mode)
         };
         let state = lesson_03_stale_fallback::state(pool().await?, &redis_url, settings)?;
