@@ -396,7 +396,13 @@ async fn shutdown_drains_in_flight_requests_within_the_grace() {
     .await;
     let base = server.base_url();
     let in_flight = tokio::spawn(client().get(format!("{base}/sleepy")).send());
-    let outlasting = tokio::spawn(client().get(format!("{base}/stuck")).send());
+    // This client waits longer than `NEVER`, so only the server can end
+    // the request before the shutdown's own deadline.
+    let patient = reqwest::Client::builder()
+        .timeout(NEVER * 6)
+        .build()
+        .expect("client");
+    let outlasting = tokio::spawn(patient.get(format!("{base}/stuck")).send());
     // Both requests must be in their handlers before shutdown starts.
     tokio::time::timeout(NEVER, async {
         while ARRIVED.load(Ordering::SeqCst) < 2 {
@@ -406,10 +412,12 @@ async fn shutdown_drains_in_flight_requests_within_the_grace() {
     .await
     .expect("both requests reach their handlers");
 
+    let started = Instant::now();
     tokio::time::timeout(NEVER, server.shutdown())
         .await
         .expect("shutdown ends within the grace, not after the stuck handler")
         .expect("shutdown");
+    println!("shutdown took {:?}", started.elapsed());
     let resp = in_flight
         .await
         .expect("join")
