@@ -40,6 +40,15 @@ async fn sleepy() -> &'static str {
     "slept"
 }
 
+/// How many requests reached `nap`: the eviction test waits for two.
+static NAPPING: AtomicUsize = AtomicUsize::new(0);
+
+async fn nap() -> &'static str {
+    NAPPING.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    "napped"
+}
+
 async fn stuck() -> &'static str {
     ARRIVED.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -52,6 +61,7 @@ fn router() -> Router {
             .route("/ok", get(|| async { "ok" }))
             .route("/echo", put(echo))
             .route("/sleepy", get(sleepy))
+            .route("/nap", get(nap))
             .route("/stuck", get(stuck)),
     )
 }
@@ -125,13 +135,17 @@ fn assert_json_error(body: &str) {
 
 // (a)
 /// A thousand connections that each send half a request line neither keep
-/// a normal request from being served nor stay open: each is closed once
-/// the header timeout passes. (Before: `axum::serve` had no timer, so they
-/// stayed open forever, and under a low `ulimit -n` `accept` failed.)
+/// a normal request from being served nor stay open: each is closed, to
+/// make room or once the header timeout passes. The limit of 256
+/// connections stands for a process with `ulimit -n 256`, the issue's
+/// case, without lowering this test process's own limit. (Before:
+/// `axum::serve` had no timer, so they stayed open forever, and under a low
+/// `ulimit -n` `accept` failed and normal requests timed out.)
 #[tokio::test]
 async fn half_open_connections_do_not_starve_a_request_and_are_closed() {
     let server = start(ServerConfig {
         header_timeout: Duration::from_secs(2),
+        max_connections: 256,
         ..config()
     })
     .await;
@@ -335,47 +349,45 @@ async fn a_long_unknown_path_gets_a_bounded_404() {
 }
 
 // (f)
-/// With the limit at 8, 8 connections that hold their slots plus 12 more
-/// requests: nothing crashes, the 12 wait (they are not served before a
-/// slot frees) and are then all served, and the server keeps serving.
+/// With the limit at 8: 8 connections holding their slots with half a
+/// request line, then 12 more requests. Nothing crashes; the 12 are served
+/// at once (the header timeout is 30 s, so only closing the idle hogs to
+/// make room can explain it), every hog is closed, and the server keeps
+/// serving.
 #[tokio::test]
-async fn over_the_connection_limit_requests_wait_and_the_server_recovers() {
-    let header_timeout = Duration::from_millis(800);
+async fn over_the_connection_limit_idle_connections_make_room() {
     let server = start(ServerConfig {
         max_connections: 8,
-        header_timeout,
+        header_timeout: Duration::from_secs(30),
         ..config()
     })
     .await;
-    let started = Instant::now();
     let mut hogs = Vec::new();
     for _ in 0..8 {
         let mut s = connect(&server).await;
         s.write_all(b"GET /ok HT").await.expect("write");
         hogs.push(s);
     }
+    let started = Instant::now();
     let mut requests = JoinSet::new();
     for _ in 0..12 {
         let url = format!("{}/ok", server.base_url());
-        requests.spawn(async move {
-            let resp = client().get(url).send().await;
-            (resp.map(|r| r.status()), started.elapsed())
-        });
+        requests.spawn(async move { client().get(url).send().await.map(|r| r.status()) });
     }
-    let mut first_served = Duration::MAX;
     while let Some(done) = requests.join_next().await {
-        let (status, at) = done.expect("join");
-        assert_eq!(status.expect("served once a slot frees"), StatusCode::OK);
-        first_served = first_served.min(at);
+        let status = done.expect("join").expect("served, not left waiting");
+        assert_eq!(status, StatusCode::OK);
     }
-    // A lower bound only: no timer fires early, and a slow machine makes
-    // this later, not sooner.
-    assert!(
-        first_served >= header_timeout,
-        "a request over the limit waited for a slot (served at {first_served:?})"
+    println!(
+        "12 requests over a full limit of 8 served in {:?}",
+        started.elapsed()
     );
-    println!("over the limit, first request served after {first_served:?}");
-    drop(hogs);
+    for mut hog in hogs {
+        assert!(
+            read_until_closed(&mut hog).await.is_some(),
+            "an idle hog was closed to make room"
+        );
+    }
 
     let resp = client()
         .get(format!("{}/ok", server.base_url()))
@@ -383,6 +395,43 @@ async fn over_the_connection_limit_requests_wait_and_the_server_recovers() {
         .await
         .expect("still serving");
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// A connection with a request in flight is never closed to make room:
+/// with the limit at 2 and two slow requests running, a third waits for one
+/// of them to finish, and all three are answered.
+#[tokio::test]
+async fn over_the_connection_limit_busy_connections_are_not_evicted() {
+    let server = start(ServerConfig {
+        max_connections: 2,
+        ..config()
+    })
+    .await;
+    let mut naps = JoinSet::new();
+    for _ in 0..2 {
+        let url = format!("{}/nap", server.base_url());
+        naps.spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    }
+    tokio::time::timeout(NEVER, async {
+        while NAPPING.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both slow requests reach their handler");
+
+    let third = client()
+        .get(format!("{}/ok", server.base_url()))
+        .send()
+        .await
+        .expect("the third request is served once a slot frees");
+    assert_eq!(third.status(), StatusCode::OK);
+    while let Some(done) = naps.join_next().await {
+        let status = done
+            .expect("join")
+            .expect("a busy connection is not evicted");
+        assert_eq!(status, StatusCode::OK);
+    }
 }
 
 /// Shutdown lets an in-flight request finish, and closes one that would

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 mod body;
 mod serve;
+mod slots;
 
 pub use body::BodyTimedOut;
 pub use serve::{ServerConfig, serve};

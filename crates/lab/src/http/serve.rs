@@ -23,19 +23,23 @@
 //! runs and has no hook to change them, so they are the one place our
 //! "every error is JSON" rule does not hold.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use super::body::{BodyLimits, guard};
+use super::slots::{InFlight, Slot, Slots};
 use crate::log::Throttle;
 
 // ANCHOR: config
@@ -67,10 +71,10 @@ pub struct ServerConfig {
     /// 60 KB paths our hostile-input tests send, so that they reach the JSON
     /// 404 rather than hyper's bare 431.
     pub max_header_bytes: usize,
-    /// How many connections are served at once. One more waits in the
-    /// kernel's listen queue until one closes (see [`serve`] for why it
-    /// waits rather than being refused). 4096, lowered to fit the process's
-    /// file-descriptor limit with room for the pools and the log.
+    /// How many connections are held at once. At the limit, the longest-idle
+    /// connection is closed to make room, or, when every one has a request
+    /// in flight, the newcomer waits for one to finish (see [`serve`]). 4096, lowered to fit the process's file-descriptor limit
+    /// with room for the pools and the log.
     pub max_connections: usize,
     /// On shutdown, how long in-flight requests get to finish before their
     /// connections are closed anyway. 10 s is longer than any lesson's
@@ -140,25 +144,49 @@ where
 }
 
 /// `wanted`, or fewer if the process may not open that many files. Past the
-/// limit `accept` fails with EMFILE; below it, a connection over the limit
-/// waits in the listen queue, which costs no descriptor.
+/// limit `accept` fails with EMFILE; below it, connections over the limit
+/// wait in the listen queue, which costs no descriptor.
 fn fit_fd_limit(wanted: usize) -> usize {
-    match fd_limit() {
+    match raised_fd_limit() {
         Some(limit) => wanted.min(limit.saturating_sub(FDS_RESERVED).max(16)),
         None => wanted,
     }
 }
 
-/// The soft `RLIMIT_NOFILE`, or `None` when it cannot be read.
+/// What we ask the soft limit to be raised to, at most: enough for the
+/// default connection limit many times over. (macOS refuses more than its
+/// `kern.maxfilesperproc`, and an unlimited hard limit is common there.)
+const FD_LIMIT_WANTED: libc::rlim_t = 65_536;
+
+/// The soft `RLIMIT_NOFILE`, first raised towards the hard limit, as the Go
+/// runtime does for every program since Go 1.19. The soft limit is often
+/// far below the hard one (256 on macOS, 1024 in many shells) for the sake
+/// of old programs that use `select(2)`; a Tokio server has no such need.
+/// `None` when the limit cannot be read.
 #[allow(unsafe_code)]
-fn fd_limit() -> Option<usize> {
+fn raised_fd_limit() -> Option<usize> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0).then(|| usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX))
+    // SAFETY: getrlimit and setrlimit read or write only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        let wanted = lim.rlim_max.min(FD_LIMIT_WANTED);
+        if lim.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: lim.rlim_max,
+            };
+            // If the system refuses, the old soft limit stands.
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = wanted;
+            }
+        }
+    }
+    Some(usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX))
 }
 
 /// One warning per second at most: under EMFILE, `accept` fails as fast as
@@ -174,13 +202,16 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// accepting, lets in-flight requests finish for up to
 /// `config.shutdown_grace`, and closes what is left.
 ///
-/// A connection over `config.max_connections` is not refused: the loop stops
-/// accepting until one closes, and the newcomer waits in the kernel's listen
-/// queue. Refusing would need a descriptor to answer it (the very thing we
-/// are short of) and would fail a client that only hit a momentary burst.
-/// The wait is bounded: every connection we hold is itself bounded by the
-/// header, idle and body timeouts, and the handlers by their database
-/// timeouts, so a slot frees within seconds even under a slow-request attack.
+/// At `config.max_connections`, a newcomer is not refused. The connection
+/// that has been idle (or sending half a head) longest is closed to make
+/// room for it: under a flood of half-open connections a real request is
+/// served at once instead of queueing behind the flood's header timeouts.
+/// When every connection has a request in flight, the newcomer waits for
+/// one to finish, the loop takes no other connection meanwhile, and those
+/// behind it wait in the kernel's listen queue. Refusing the newcomer instead would need a descriptor to answer with (the very
+/// thing we are short of) and would fail a client that only hit a burst.
+/// That wait is bounded: requests are bounded by the body timeout and the
+/// handlers' database timeouts. See `slots.rs`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -205,7 +236,7 @@ pub async fn serve(
         .header_read_timeout(config.header_timeout)
         .max_buf_size(config.max_header_bytes.max(MIN_HEADER_BYTES));
     let http = Arc::new(http);
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let slots = Slots::new(config.max_connections);
     // `true` once shutdown starts; every connection task watches it.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -218,18 +249,21 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = accept(&listener, &slots) => accepted,
         };
-        let Some((stream, permit)) = accepted else {
+        let Some((stream, slot)) = accepted else {
             continue;
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = counted(router.clone(), slot.in_flight());
         let http = Arc::clone(&http);
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
-            let _permit = permit; // the slot is free again when this task ends
+            // The slot is given back when this task ends, however it ends.
             let conn = http.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => return log_conn_end(result),
+                // Dropping the connection closes it: a half-sent head has
+                // nothing to answer, an idle one nothing to finish.
+                () = slot.evicted() => return,
                 _ = stop.wait_for(|stopping| *stopping) => {}
             }
             // Finish the request in flight, if any, then close.
@@ -256,19 +290,37 @@ pub async fn serve(
 }
 // ANCHOR_END: serve
 
-/// Waits for a free slot, then for a connection. `None` when `accept`
-/// failed: the caller loops, after a pause if the failure was ours.
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> Option<(TcpStream, tokio::sync::OwnedSemaphorePermit)> {
-    // The semaphore is never closed, so this cannot fail.
-    let permit = Arc::clone(slots).acquire_owned().await.ok()?;
+/// The router as hyper's service, marking each request in flight on its
+/// connection while it runs, so that the connection is not evicted.
+fn counted(
+    router: Router,
+    in_flight: InFlight,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req: Request<Incoming>| {
+        let busy = in_flight.begin();
+        let router = router.clone();
+        async move {
+            let resp = router.oneshot(req).await;
+            drop(busy);
+            resp
+        }
+    })
+}
+
+/// The next connection and its slot. `None` when `accept` failed: the
+/// caller loops, after a pause if the failure was ours.
+async fn accept(listener: &TcpListener, slots: &Arc<Slots>) -> Option<(TcpStream, Slot)> {
     match listener.accept().await {
         Ok((stream, _peer)) => {
             // Responses are written whole; Nagle would only delay them.
             let _ = stream.set_nodelay(true);
-            Some((stream, permit))
+            let slot = slots.acquire(&stream).await;
+            Some((stream, slot))
         }
         // The client gave up before we took its connection: nothing to do.
         Err(e) if is_connection_error(&e) => None,
