@@ -347,4 +347,16 @@ mod tests {
         let msg = parse_user_id(&long).expect_err("must fail").to_string();
         assert!(msg.len() < 100, "the error echoes a bounded prefix: {msg}");
     }
+
+    #[test]
+    fn shown_quotes_and_bounds_client_input() {
+        assert_eq!(shown("abc"), "\"abc\"");
+        assert_eq!(shown("a\"b\nc"), "\"a\\\"b\\nc\"");
+        let exactly = "é".repeat(SHOWN_CHARS);
+        assert!(!shown(&exactly).ends_with('…'), "not cut at the limit");
+        let long = "é".repeat(60_000);
+        let s = shown(&long);
+        assert!(s.ends_with('…'), "{s}");
+        assert_eq!(s.chars().filter(|&c| c == 'é').count(), SHOWN_CHARS);
+    }
 }

@@ -234,6 +234,11 @@ pub async fn serve(
     // is silently ignored: the bug `axum::serve` has.
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        // The head limit itself; hyper answers 431 past it.
+        .max_header_size(config.max_header_bytes)
+        // And the read buffer: without this it may grow to ~400 KB per
+        // connection (a read may fill it past the head limit before the
+        // parser looks).
         .max_buf_size(config.max_header_bytes.max(MIN_HEADER_BYTES));
     let http = Arc::new(http);
     let slots = Slots::new(config.max_connections);
