@@ -8,14 +8,16 @@
 //! axum's `serve-with-hyper` example with the bounds a service facing
 //! strangers needs, each one configurable from the environment:
 //!
-//! | env var                    | default | bounds                                    |
-//! |----------------------------|---------|-------------------------------------------|
-//! | `HTTP_HEADER_TIMEOUT_MS`   | 10000   | reading a request head, and idle keep-alive |
-//! | `HTTP_BODY_TIMEOUT_MS`     | 10000   | reading a whole request body              |
-//! | `HTTP_MAX_BODY_BYTES`      | 65536   | a request body                            |
-//! | `HTTP_MAX_HEADER_BYTES`    | 65536   | a request head (hyper's read buffer)      |
-//! | `HTTP_MAX_CONNECTIONS`     | 4096    | open connections (capped by `ulimit -n`)  |
-//! | `HTTP_SHUTDOWN_GRACE_SECS` | 10      | draining in-flight requests on shutdown   |
+//! | env var                    | default | bounds                                       |
+//! |----------------------------|---------|----------------------------------------------|
+//! | `HTTP_HEADER_TIMEOUT_MS`   | 10000   | reading a request head, and idle keep-alive  |
+//! | `HTTP_BODY_TIMEOUT_MS`     | 10000   | reading a whole request body (408 past it)   |
+//! | `HTTP_MAX_BODY_BYTES`      | 65536   | a request body (413 past it)                 |
+//! | `HTTP_MAX_HEADER_BYTES`    | 65536   | a request head (hyper's 431 past it)         |
+//! | `HTTP_MAX_CONNECTIONS`     | 4096    | open connections (fitted under `ulimit -n`)  |
+//! | `HTTP_SHUTDOWN_GRACE_SECS` | 10      | draining in-flight requests on shutdown      |
+//!
+//! The reasons for each default are on [`ServerConfig`]'s fields.
 //!
 //! What hyper answers by itself: a head over `HTTP_MAX_HEADER_BYTES` gets
 //! 431, a URI too long for it 414, an unparsable head 400, each with an
@@ -208,8 +210,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// served at once instead of queueing behind the flood's header timeouts.
 /// When every connection has a request in flight, the newcomer waits for
 /// one to finish, the loop takes no other connection meanwhile, and those
-/// behind it wait in the kernel's listen queue. Refusing the newcomer instead would need a descriptor to answer with (the very
-/// thing we are short of) and would fail a client that only hit a burst.
+/// behind it wait in the kernel's listen queue. Refusing the newcomer
+/// instead would need a descriptor to answer with (the very thing we are
+/// short of) and would fail a client that only hit a burst.
 /// That wait is bounded: requests are bounded by the body timeout and the
 /// handlers' database timeouts. See `slots.rs`.
 pub async fn serve(
@@ -240,7 +243,6 @@ pub async fn serve(
         // connection (a read may fill it past the head limit before the
         // parser looks).
         .max_buf_size(config.max_header_bytes.max(MIN_HEADER_BYTES));
-    let http = Arc::new(http);
     let slots = Slots::new(config.max_connections);
     // `true` once shutdown starts; every connection task watches it.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -258,42 +260,56 @@ pub async fn serve(
             continue;
         };
         let service = counted(router.clone(), slot.in_flight());
-        let http = Arc::clone(&http);
-        let mut stop = stop_rx.clone();
-        connections.spawn(async move {
-            // The slot is given back when this task ends, however it ends.
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => return log_conn_end(result),
-                // Dropping the connection closes it: a half-sent head has
-                // nothing to answer, an idle one nothing to finish.
-                () = slot.evicted() => return,
-                _ = stop.wait_for(|stopping| *stopping) => {}
-            }
-            // Finish the request in flight, if any, then close.
-            conn.as_mut().graceful_shutdown();
-            log_conn_end(conn.await);
-        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        connections.spawn(run_connection(conn, slot, stop_rx.clone()));
     }
 
     drop(listener); // new connections are refused from here on
     let _ = stop_tx.send(true);
+    drain(connections, config.shutdown_grace).await;
+}
+// ANCHOR_END: serve
+
+/// One connection, to its end: closed by the client or a timeout, evicted
+/// to make room, or finished gracefully when the server stops. The slot is
+/// given back when this returns, however it returns.
+async fn run_connection<S>(
+    conn: hyper::server::conn::http1::Connection<TokioIo<TcpStream>, S>,
+    slot: Slot,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as axum::body::HttpBody>::Error: Into<axum::BoxError>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return log_conn_end(result),
+        // Dropping the connection closes it: a half-sent head has nothing
+        // to answer, an idle one nothing to finish.
+        () = slot.evicted() => return,
+        _ = stop.wait_for(|stopping| *stopping) => {}
+    }
+    // Finish the request in flight, if any, then close.
+    conn.as_mut().graceful_shutdown();
+    log_conn_end(conn.await);
+}
+
+/// Waits up to `grace` for every connection to finish, then closes the rest.
+async fn drain(mut connections: JoinSet<()>, grace: Duration) {
     let in_flight = connections.len();
-    let drained = tokio::time::timeout(config.shutdown_grace, async {
+    let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
-            "{} of {in_flight} connection(s) still busy after {:?}: closing them",
+            "{} of {in_flight} connection(s) still busy after {grace:?}: closing them",
             connections.len(),
-            config.shutdown_grace
         );
         connections.shutdown().await;
     }
 }
-// ANCHOR_END: serve
 
 /// The router as hyper's service, marking each request in flight on its
 /// connection while it runs, so that the connection is not evicted.
