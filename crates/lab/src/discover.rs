@@ -335,17 +335,53 @@ pub fn docker_reachable() -> bool {
         || std::path::Path::new("/var/run/docker.sock").exists()
 }
 
-/// Hides a password in a URL before it reaches a log line.
-pub fn redact(url: &str) -> String {
-    // scheme://user:password@host → scheme://user:***@host
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((creds, host)) = rest.split_once('@')
-        && let Some((user, _pw)) = creds.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
+// ANCHOR: redact
+/// Query parameters whose value is a secret: PostgreSQL's `password` and
+/// `sslpassword`, and the names other drivers and proxies use.
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// Hides every secret in a URL before it reaches a log line: the password
+/// in `user:password@`, and the value of any query parameter that holds
+/// one (`?password=`, `?sslpassword=`, `?token=` …).
+///
+/// The `url` crate parses it, not a `split_once('@')`: a password may hold
+/// an unescaped `@` (`u:p@ss@host`), and the userinfo ends at the *last* `@`
+/// before the host, which the URL standard's parser knows and a first-`@`
+/// split does not (it logged `ss@host` as the host, with the rest of the
+/// password in it). A URL that does not parse is not logged at all beyond
+/// its scheme: better an unhelpful log line than a leaked password.
+pub fn redact(raw: &str) -> String {
+    const HIDDEN: &str = "***";
+    let Ok(mut url) = url::Url::parse(raw) else {
+        let scheme = raw.split_once("://").map_or("", |(scheme, _)| scheme);
+        return format!("{scheme}://<unparsable URL hidden>");
+    };
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have credentials, which this has.
+        let _ = url.set_password(Some(HIDDEN));
+    }
+    if url.query_pairs().any(|(k, _)| is_secret_param(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_param(&k) {
+                    HIDDEN.into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
     }
     url.to_string()
 }
+// ANCHOR_END: redact
 
 #[cfg(test)]
 mod tests {
@@ -370,5 +406,42 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("mysql://root@127.0.0.1:3306/test"),
+            "mysql://root@127.0.0.1:3306/test"
+        );
+    }
+
+    /// Issue 18, defect 6: a password in the query string was logged whole,
+    /// and one holding an `@` was cut at its first `@`.
+    #[test]
+    fn query_string_and_at_sign_passwords_are_hidden() {
+        for (url, secret) in [
+            ("postgres://u@h:5432/db?password=hunter2", "hunter2"),
+            (
+                "postgres://h/db?sslmode=require&PASSWORD=hunter2",
+                "hunter2",
+            ),
+            (
+                "postgres://h/db?sslpassword=hunter2&application_name=x",
+                "hunter2",
+            ),
+            ("postgres://h/db?pwd=hunter2", "hunter2"),
+            ("postgres://h/db?token=hunter2&secret=hunter3", "hunter"),
+            ("postgres://u:p@ss@w0rd@h:5432/db", "ss"),
+            ("postgres://u:p%40ss@h:5432/db", "ss"),
+            ("redis://:hunter2@127.0.0.1:6379", "hunter2"),
+            ("postgres://u:hunter2@h/db?password=hunter2", "hunter2"),
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains(secret), "{url} was logged as {shown}");
+            assert!(shown.contains("***"), "{url} was logged as {shown}");
+        }
+        assert_eq!(
+            redact("postgres://u:p@ss@h:5432/db?sslmode=require&password=x"),
+            "postgres://u:***@h:5432/db?sslmode=require&password=***"
+        );
+        let unparsable = redact("postgres://u:hunter2@[::1/db");
+        assert!(!unparsable.contains("hunter2"), "{unparsable}");
     }
 }

@@ -39,7 +39,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use lab::http::{ApiError, db_call, user_id_from_path};
+use lab::http::{ApiError, db_call, json_body, user_id_from_path};
 use lab::log::Throttle;
 use lab::users::{User, fetch_summary, fetch_user};
 use redis::AsyncCommands;
@@ -53,9 +53,7 @@ pub mod demo;
 pub mod metrics;
 mod update;
 
-pub use crate::update::{PutError, UpdateUser};
-
-use crate::update::json_body;
+pub use crate::update::UpdateUser;
 
 use crate::metrics::Metrics;
 
@@ -255,7 +253,7 @@ pub async fn put_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<UpdateUser>, JsonRejection>,
-) -> Result<Json<User>, PutError> {
+) -> Result<Json<User>, ApiError> {
     let id = user_id_from_path(path)?;
     let update = json_body(body)?;
     update.validate()?;
@@ -269,12 +267,11 @@ pub async fn put_user(
     match tokio::time::timeout(patience, write).await {
         Ok(Ok(outcome)) => Ok(Json(outcome?)),
         // The task panicked, or the runtime is shutting down.
-        Ok(Err(join_error)) => Err(ApiError::Internal(join_error.into()).into()),
+        Ok(Err(join_error)) => Err(ApiError::Internal(join_error.into())),
         Err(_) => Err(ApiError::Unavailable(format!(
             "the database did not confirm the update of user {id} within {patience:?}: \
              it may still be applied; read the user back before retrying"
-        ))
-        .into()),
+        ))),
     }
 }
 // ANCHOR_END: put_user

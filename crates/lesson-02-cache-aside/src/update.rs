@@ -6,11 +6,7 @@
 //! only zero-width spaces) must not be stored just because it fits the
 //! column.
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use lab::http::ApiError;
+use lab::http::{ApiError, shown};
 use serde::Deserialize;
 
 /// The body of `PUT /users/{id}`. Unknown fields are an error, not ignored:
@@ -93,70 +89,6 @@ fn is_email(email: &str) -> bool {
         && !domain.contains('@')
         && labels.clone().count() >= 2
         && labels.all(|label| !label.is_empty())
-}
-
-/// How many characters of client input an error message repeats.
-const SHOWN_CHARS: usize = 32;
-
-/// Client input as an error message repeats it: quoted and escaped (a NUL
-/// shows as `\0`), at most [`SHOWN_CHARS`] characters, then `…`. A 100 KB
-/// email must not come back as a 100 KB error.
-pub(crate) fn shown(raw: &str) -> String {
-    let prefix: String = raw.chars().take(SHOWN_CHARS).collect();
-    let cut = if prefix.len() < raw.len() { "…" } else { "" };
-    format!("{prefix:?}{cut}")
-}
-
-/// Why a `PUT` was refused, as an HTTP answer: the API's own errors, and a
-/// body axum could not read as JSON.
-#[derive(Debug, thiserror::Error)]
-pub enum PutError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// 413 over the body limit, 415 without `Content-Type: application/json`,
-    /// 400 for JSON that is malformed or does not fit [`UpdateUser`].
-    #[error("{message}")]
-    Body { status: StatusCode, message: String },
-}
-
-impl IntoResponse for PutError {
-    fn into_response(self) -> Response {
-        match self {
-            PutError::Api(e) => e.into_response(),
-            PutError::Body { status, message } => {
-                (status, Json(serde_json::json!({ "error": message }))).into_response()
-            }
-        }
-    }
-}
-
-/// The JSON body, or the status that says what was wrong with it. axum's
-/// own statuses are right for a body too large (413) and a missing JSON
-/// content type (415); a body that parses but does not fit the struct is
-/// 422 there, and a 400 here, like every other malformed input of the API.
-/// The rejection's text can quote the client's input (an unknown field's
-/// name), so only a bounded part of it is repeated.
-pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, PutError> {
-    match body {
-        Ok(Json(value)) => Ok(value),
-        Err(rejection) => {
-            let status = match rejection.status() {
-                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-                other => other,
-            };
-            let text = rejection.body_text();
-            let message: String = text.chars().take(200).collect();
-            let cut = if message.len() < text.len() {
-                "…"
-            } else {
-                ""
-            };
-            Err(PutError::Body {
-                status,
-                message: format!("{message}{cut}"),
-            })
-        }
-    }
 }
 
 #[cfg(test)]
@@ -249,7 +181,5 @@ mod tests {
             .expect_err("invalid")
             .to_string();
         assert!(msg.len() < 100, "{} bytes", msg.len());
-        assert_eq!(shown("a\0b"), r#""a\0b""#);
-        assert_eq!(shown(&"y".repeat(40)), format!("{:?}…", "y".repeat(32)));
     }
 }

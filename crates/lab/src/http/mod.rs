@@ -1,6 +1,14 @@
 //! The HTTP boundary every lesson shares: JSON errors, id parsing, and a
 //! server bound to loopback.
 //!
+//! # Layout
+//! - this file: [`ApiError`], the parsers of client input ([`parse_user_id`],
+//!   [`json_body`], [`shown`]), [`finish`] for a lesson's router, and the
+//!   entry points [`spawn_server`] and [`serve_until_ctrl_c`];
+//! - `serve`: the accept loop and its bounds ([`ServerConfig`]): header,
+//!   idle and body timeouts, body and head size, connection limit, drain;
+//! - `body`: the body-size and body-deadline middleware.
+//!
 //! Errors follow zero-to-production's shape: a `thiserror` enum maps each
 //! failure to a status code, and an internal error reaches the client only as
 //! `{"error": "internal error"}` while its cause goes to the log.
@@ -9,10 +17,17 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+
+mod body;
+mod serve;
+mod slots;
+
+pub use body::BodyTimedOut;
+pub use serve::{ServerConfig, serve};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -31,6 +46,16 @@ pub enum ApiError {
     /// that answers instead.
     #[error("{0}")]
     Unavailable(String),
+    /// The request body is larger than the server accepts
+    /// (`HTTP_MAX_BODY_BYTES`): 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not declared as `Content-Type: application/json`: 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body did not arrive within `HTTP_BODY_TIMEOUT_MS`: 408.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Our fault. The cause is logged, never sent: 500.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -42,6 +67,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(cause) => {
                 tracing::error!("internal error: {cause:#}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -56,6 +84,22 @@ impl IntoResponse for ApiError {
 }
 // ANCHOR_END: api_error
 
+// ANCHOR: shown
+/// How many characters of client input an answer or a log line may echo.
+const SHOWN_CHARS: usize = 32;
+
+/// Client input as an error message may show it: debug-quoted (so control
+/// characters and quotes cannot forge the message), and only its first
+/// [`SHOWN_CHARS`] characters, with "…" when it was cut. An error must not
+/// send back, or write to the log, the 100 KB the client sent us.
+pub fn shown(raw: &str) -> String {
+    match raw.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &raw[..cut]),
+        None => format!("{raw:?}"),
+    }
+}
+// ANCHOR_END: shown
+
 // ANCHOR: parse_user_id
 /// The largest id a client may send: `users.id` is a `bigint`.
 const MAX_ID_DIGITS: usize = 19;
@@ -66,10 +110,9 @@ const MAX_ID_DIGITS: usize = 19;
 pub fn parse_user_id(raw: &str) -> Result<i64, ApiError> {
     let bad = || {
         // Echo a bounded prefix only: the input may be kilobytes long.
-        let shown: String = raw.chars().take(32).collect();
-        let ellipsis = if raw.chars().count() > 32 { "…" } else { "" };
         ApiError::BadRequest(format!(
-            "invalid user id {shown:?}{ellipsis}: expected a positive integer"
+            "invalid user id {}: expected a positive integer",
+            shown(raw)
         ))
     };
     if raw.is_empty() || raw.len() > MAX_ID_DIGITS || !raw.bytes().all(|b| b.is_ascii_digit()) {
@@ -95,6 +138,47 @@ pub fn user_id_from_path(
 }
 // ANCHOR_END: parse_user_id
 
+// ANCHOR: json_body
+/// The longest rejection message a client gets back: serde's messages can
+/// quote the offending value, which may be megabytes long.
+const MAX_REJECTION_CHARS: usize = 200;
+
+/// Turns axum's `Json` extractor result into the body or the right JSON
+/// error. Take the extractor as `Result<Json<T>, JsonRejection>` and call
+/// this, instead of letting axum answer with its plain-text rejection:
+///
+/// - a body over `HTTP_MAX_BODY_BYTES`: 413, not 400, so a client knows that
+///   retrying the same body cannot work;
+/// - a missing or wrong `Content-Type`: 415, which names the fix;
+/// - a body that did not arrive within `HTTP_BODY_TIMEOUT_MS`: 408;
+/// - anything else (bad syntax, wrong fields): 400, with axum's message cut
+///   to a bounded length.
+pub fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    let rejection = match body {
+        Ok(Json(value)) => return Ok(value),
+        Err(rejection) => rejection,
+    };
+    Err(match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("the request body is too large".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
+            "expected a body with Content-Type: application/json".into(),
+        ),
+        _ if body::timed_out(&rejection) => {
+            ApiError::RequestTimeout("the request body did not arrive in time".into())
+        }
+        _ => {
+            let text = rejection.body_text();
+            ApiError::BadRequest(match text.char_indices().nth(MAX_REJECTION_CHARS) {
+                Some((cut, _)) => format!("{}…", &text[..cut]),
+                None => text,
+            })
+        }
+    })
+}
+// ANCHOR_END: json_body
+
 /// Runs one database call under `limit`. A call that does not finish in time
 /// is a 503 (a dependency is slow; the client did nothing wrong), its own
 /// error a 500 with the cause logged. Without the limit a stuck database
@@ -117,7 +201,8 @@ where
 /// Routes that match nothing get a JSON 404 too, e.g. `/users/` with an
 /// empty id segment.
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::NotFound(format!("no route for {}", uri.path()))
+    // A bounded prefix: the path may be 60 KB long.
+    ApiError::NotFound(format!("no route for {}", shown(uri.path())))
 }
 
 /// What every lesson's router gets: JSON answers for unknown routes and
@@ -152,7 +237,7 @@ pub async fn server_timing(req: axum::extract::Request, next: axum::middleware::
 pub struct Running {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -161,13 +246,14 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, finishes in-flight requests, and returns.
+    /// Stops accepting, finishes in-flight requests (for at most the
+    /// configured grace), and returns.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await??;
+            task.await?;
         }
         Ok(())
     }
@@ -181,19 +267,25 @@ impl Drop for Running {
     }
 }
 
-/// Binds `127.0.0.1:port` (0 picks a free port) and serves in the background.
+/// Binds `127.0.0.1:port` (0 picks a free port) and serves in the background,
+/// with the bounds from the environment ([`ServerConfig::from_env`]).
 /// Only loopback: a workshop laptop on conference Wi-Fi must not expose it.
 pub async fn spawn_server(router: Router, port: u16) -> anyhow::Result<Running> {
+    spawn_server_with(router, port, ServerConfig::from_env()?).await
+}
+
+/// [`spawn_server`] with explicit bounds, e.g. a test's short timeouts.
+pub async fn spawn_server_with(
+    router: Router,
+    port: u16,
+    config: ServerConfig,
+) -> anyhow::Result<Running> {
     let listener = bind(port).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(serve(listener, router, config, async {
+        let _ = rx.await;
+    }));
     Ok(Running {
         addr,
         shutdown: Some(tx),
@@ -201,18 +293,21 @@ pub async fn spawn_server(router: Router, port: u16) -> anyhow::Result<Running> 
     })
 }
 
-/// Serves on `127.0.0.1:port` until Ctrl-C.
+/// Serves on `127.0.0.1:port` until Ctrl-C, with the bounds from the
+/// environment.
 pub async fn serve_until_ctrl_c(router: Router, port: u16) -> anyhow::Result<()> {
+    let config = ServerConfig::from_env()?;
     let listener = bind(port).await?;
     tracing::info!(
         "listening on http://{} (Ctrl-C stops it)",
         listener.local_addr()?
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    tracing::debug!(?config, "server bounds");
+    serve(listener, router, config, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C: finishing in-flight requests");
+    })
+    .await;
     Ok(())
 }
 
@@ -251,5 +346,17 @@ mod tests {
         let long = "x".repeat(10_000);
         let msg = parse_user_id(&long).expect_err("must fail").to_string();
         assert!(msg.len() < 100, "the error echoes a bounded prefix: {msg}");
+    }
+
+    #[test]
+    fn shown_quotes_and_bounds_client_input() {
+        assert_eq!(shown("abc"), "\"abc\"");
+        assert_eq!(shown("a\"b\nc"), "\"a\\\"b\\nc\"");
+        let exactly = "é".repeat(SHOWN_CHARS);
+        assert!(!shown(&exactly).ends_with('…'), "not cut at the limit");
+        let long = "é".repeat(60_000);
+        let s = shown(&long);
+        assert!(s.ends_with('…'), "{s}");
+        assert_eq!(s.chars().filter(|&c| c == 'é').count(), SHOWN_CHARS);
     }
 }

@@ -1,0 +1,539 @@
+//! The server every lesson runs (`lab::http::spawn_server`) against hostile
+//! and broken clients, over real TCP sockets (issue 18, defects 3, 7, 8).
+//!
+//! No database: a tiny router stands in for a lesson's, since the bounds
+//! live in the server, not in the handlers. The verdicts are statuses, body
+//! sizes and "the server closed the connection"; where a wait is needed it
+//! has a margin of seconds. The latencies printed are figures for the
+//! report, never assertions.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::routing::{get, put};
+use axum::{Json, http::StatusCode};
+use lab::http::{ApiError, Running, ServerConfig, json_body, spawn_server_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+/// How long any single wait in these tests may take before it counts as
+/// "never": far above every configured timeout, so a slow shared machine
+/// cannot flip a verdict.
+const NEVER: Duration = Duration::from_secs(5);
+
+async fn echo(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json_body(body)?))
+}
+
+/// How many requests reached `sleepy` or `stuck`: the shutdown test waits
+/// for both to be in flight before it shuts down.
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+
+/// A typed body, like lesson 2's `UpdateUser`: serde's error for an unknown
+/// field quotes the field's name, whatever its length.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // only parsed
+struct Named {
+    name: String,
+}
+
+async fn typed(body: Result<Json<Named>, JsonRejection>) -> Result<&'static str, ApiError> {
+    json_body(body)?;
+    Ok("ok")
+}
+
+async fn sleepy() -> &'static str {
+    ARRIVED.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    "slept"
+}
+
+/// How many requests reached `nap`: the eviction test waits for two.
+static NAPPING: AtomicUsize = AtomicUsize::new(0);
+
+async fn nap() -> &'static str {
+    NAPPING.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    "napped"
+}
+
+async fn stuck() -> &'static str {
+    ARRIVED.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    "never"
+}
+
+fn router() -> Router {
+    lab::http::finish(
+        Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/echo", put(echo))
+            .route("/typed", put(typed))
+            .route("/sleepy", get(sleepy))
+            .route("/nap", get(nap))
+            .route("/stuck", get(stuck)),
+    )
+}
+
+/// Short timeouts so each test takes about a second.
+fn config() -> ServerConfig {
+    ServerConfig {
+        header_timeout: Duration::from_millis(500),
+        body_timeout: Duration::from_millis(500),
+        max_connections: 2048,
+        shutdown_grace: Duration::from_millis(500),
+        ..ServerConfig::default()
+    }
+}
+
+async fn start(config: ServerConfig) -> Running {
+    spawn_server_with(router(), 0, config)
+        .await
+        .expect("server starts")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(NEVER)
+        .build()
+        .expect("client")
+}
+
+async fn connect(server: &Running) -> TcpStream {
+    tokio::time::timeout(NEVER, TcpStream::connect(server.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Reads until the server closes the connection; returns what it sent, or
+/// `None` if it still had not closed after [`NEVER`]. A reset counts as
+/// closed.
+async fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(NEVER, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|()| got)
+}
+
+/// The status code and body of a raw HTTP/1.1 response.
+fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+fn assert_json_error(body: &str) {
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{body:?} is not JSON: {e}"));
+    assert!(v["error"].is_string(), "{body:?} has no \"error\"");
+}
+
+// (a)
+/// A thousand connections that each send half a request line neither keep
+/// a normal request from being served nor stay open: each is closed, to
+/// make room or once the header timeout passes. The limit of 256
+/// connections stands for a process with `ulimit -n 256`, the issue's
+/// case, without lowering this test process's own limit. (Before:
+/// `axum::serve` had no timer, so they stayed open forever, and under a low
+/// `ulimit -n` `accept` failed and normal requests timed out.)
+#[tokio::test]
+async fn half_open_connections_do_not_starve_a_request_and_are_closed() {
+    let server = start(ServerConfig {
+        header_timeout: Duration::from_secs(2),
+        max_connections: 256,
+        ..config()
+    })
+    .await;
+    let mut half_open = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut s = connect(&server).await;
+        s.write_all(b"GET /ok HT").await.expect("write half a line");
+        half_open.push(s);
+    }
+
+    let started = Instant::now();
+    let resp = client()
+        .get(format!("{}/ok", server.base_url()))
+        .send()
+        .await
+        .expect("a normal request is served under 1,000 half-open connections");
+    let latency = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::OK);
+    println!("normal request under 1,000 half-open connections: {latency:?}");
+
+    let mut closes = JoinSet::new();
+    for mut s in half_open {
+        closes.spawn(async move { read_until_closed(&mut s).await.is_some() });
+    }
+    let mut still_open = 0;
+    while let Some(closed) = closes.join_next().await {
+        still_open += usize::from(!closed.expect("join"));
+    }
+    assert_eq!(
+        still_open, 0,
+        "every half-open connection is closed after the header timeout"
+    );
+}
+
+// (b)
+/// A connection that sends nothing, and a kept-alive one idle after its
+/// request, are both closed by the server after the header timeout.
+#[tokio::test]
+async fn silent_and_idle_keep_alive_connections_are_closed() {
+    let server = start(config()).await;
+
+    let mut silent = connect(&server).await;
+    let started = Instant::now();
+    assert!(
+        read_until_closed(&mut silent).await.is_some(),
+        "a connection that never sends a byte is closed"
+    );
+    println!("silent connection closed after {:?}", started.elapsed());
+
+    let mut idle = connect(&server).await;
+    idle.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(NEVER, idle.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    assert_eq!(parse_response(&buf[..n]).0, 200);
+    let started = Instant::now();
+    assert!(
+        read_until_closed(&mut idle).await.is_some(),
+        "an idle keep-alive connection is closed"
+    );
+    println!(
+        "idle keep-alive connection closed after {:?}",
+        started.elapsed()
+    );
+}
+
+/// Sends a PUT head declaring `len` body bytes, then `body` bytes with
+/// `pause` between them.
+async fn slow_put(server: &Running, len: usize, body: &[u8], pause: Duration) -> Option<Vec<u8>> {
+    let stream = connect(server).await;
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    wr.write_all(head.as_bytes()).await.expect("write head");
+    let body = body.to_vec();
+    let writer = tokio::spawn(async move {
+        for b in body {
+            // The server may close mid-way; that is the point.
+            if wr.write_all(&[b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        // Keep the write side open: a closed one would end the body early.
+        tokio::time::sleep(NEVER * 2).await;
+        drop(wr);
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(NEVER, rd.read_to_end(&mut got)).await;
+    writer.abort();
+    read.ok().map(|_| got)
+}
+
+// (c)
+/// A body that stops arriving, and one trickled a byte at a time (which a
+/// per-frame timer never catches), both get a JSON 408 and a closed
+/// connection once the body timeout has passed.
+#[tokio::test]
+async fn slow_and_partial_bodies_are_cut_off() {
+    let server = start(config()).await;
+
+    let started = Instant::now();
+    let partial = slow_put(&server, 100, b"{\"name\":", Duration::ZERO)
+        .await
+        .expect("a partial body does not hold the connection forever");
+    let (status, body) = parse_response(&partial);
+    assert_eq!(status, 408, "{body}");
+    assert_json_error(&body);
+    println!("partial body cut off after {:?}", started.elapsed());
+
+    // 100 bytes at one per 100 ms would take 10 s; the body timeout is 0.5 s.
+    let started = Instant::now();
+    let trickle = slow_put(&server, 100, &[b' '; 100], Duration::from_millis(100))
+        .await
+        .expect("a trickled body does not hold the connection forever");
+    let (status, body) = parse_response(&trickle);
+    assert_eq!(status, 408, "{body}");
+    assert_json_error(&body);
+    println!("trickled body cut off after {:?}", started.elapsed());
+}
+
+// (d)
+/// Too large is 413, not 400 (declared or chunked); a body that is not
+/// declared JSON is 415; both with a JSON body.
+#[tokio::test]
+async fn oversized_bodies_are_413_and_wrong_content_types_415() {
+    let server = start(config()).await;
+    let url = format!("{}/echo", server.base_url());
+    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(100 * 1024));
+
+    let resp = client()
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_json_error(&resp.text().await.expect("body"));
+
+    // Chunked: no Content-Length to check up front, so the limit has to cut
+    // the stream itself.
+    let mut s = connect(&server).await;
+    let mut req = b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    req.extend_from_slice(format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len()).as_bytes());
+    // The server may answer and close before taking it all: ignore errors.
+    let _ = s.write_all(&req).await;
+    let raw = read_until_closed(&mut s).await.expect("answered");
+    let (status, body) = parse_response(&raw);
+    assert_eq!(status, 413, "{body}");
+    assert_json_error(&body);
+
+    for content_type in [Some("text/plain"), None] {
+        let mut req = client().put(&url).body(r#"{"name":"Ada"}"#);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.expect("answered");
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type {content_type:?}"
+        );
+        assert_json_error(&resp.text().await.expect("body"));
+    }
+
+    // And a good body still works.
+    let resp = client()
+        .put(&url)
+        .json(&serde_json::json!({"name": "Ada"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+// (e)
+/// The 404 for a 60 KB path is JSON and echoes a bounded prefix of it; so
+/// is the 400 for a body whose 30 KB field name serde quotes back.
+#[tokio::test]
+async fn long_client_input_is_echoed_bounded() {
+    let server = start(config()).await;
+    let path = "x".repeat(60 * 1024);
+    let resp = client()
+        .get(format!("{}/{path}", server.base_url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body = resp.text().await.expect("body");
+    assert_json_error(&body);
+    assert!(
+        body.len() < 200,
+        "the 404 echoes a bounded prefix, got {} bytes",
+        body.len()
+    );
+
+    let field = "f".repeat(30 * 1024);
+    let resp = client()
+        .put(format!("{}/typed", server.base_url()))
+        .json(&serde_json::json!({ field: 1 }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = resp.text().await.expect("body");
+    assert_json_error(&body);
+    assert!(
+        body.len() < 400,
+        "the 400 echoes a bounded message, got {} bytes",
+        body.len()
+    );
+}
+
+/// hyper answers a head over `max_header_bytes` itself, before any of our
+/// code runs: 431 with an empty body, the one non-JSON answer (a documented
+/// limitation, see `lab::http::serve`). The connection is closed and the
+/// server carries on.
+#[tokio::test]
+async fn an_oversized_head_is_hypers_431() {
+    let server = start(config()).await;
+    let mut s = connect(&server).await;
+    let head = format!(
+        "GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(100 * 1024)
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let raw = read_until_closed(&mut s)
+        .await
+        .expect("answered and closed");
+    let (status, body) = parse_response(&raw);
+    assert_eq!(status, 431);
+    assert_eq!(body, "", "hyper writes no body");
+
+    let resp = client()
+        .get(format!("{}/ok", server.base_url()))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+// (f)
+/// With the limit at 8: 8 connections holding their slots with half a
+/// request line, then 12 more requests. Nothing crashes; the 12 are served
+/// at once (the header timeout is 30 s, so only closing the idle hogs to
+/// make room can explain it), every hog is closed, and the server keeps
+/// serving.
+#[tokio::test]
+async fn over_the_connection_limit_idle_connections_make_room() {
+    let server = start(ServerConfig {
+        max_connections: 8,
+        header_timeout: Duration::from_secs(30),
+        ..config()
+    })
+    .await;
+    let mut hogs = Vec::new();
+    for _ in 0..8 {
+        let mut s = connect(&server).await;
+        s.write_all(b"GET /ok HT").await.expect("write");
+        hogs.push(s);
+    }
+    let started = Instant::now();
+    let mut requests = JoinSet::new();
+    for _ in 0..12 {
+        let url = format!("{}/ok", server.base_url());
+        requests.spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    }
+    while let Some(done) = requests.join_next().await {
+        let status = done.expect("join").expect("served, not left waiting");
+        assert_eq!(status, StatusCode::OK);
+    }
+    println!(
+        "12 requests over a full limit of 8 served in {:?}",
+        started.elapsed()
+    );
+    for mut hog in hogs {
+        assert!(
+            read_until_closed(&mut hog).await.is_some(),
+            "an idle hog was closed to make room"
+        );
+    }
+
+    let resp = client()
+        .get(format!("{}/ok", server.base_url()))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// A connection with a request in flight is never closed to make room:
+/// with the limit at 2 and two slow requests running, a third waits for one
+/// of them to finish, and all three are answered.
+#[tokio::test]
+async fn over_the_connection_limit_busy_connections_are_not_evicted() {
+    let server = start(ServerConfig {
+        max_connections: 2,
+        ..config()
+    })
+    .await;
+    let mut naps = JoinSet::new();
+    for _ in 0..2 {
+        let url = format!("{}/nap", server.base_url());
+        naps.spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    }
+    tokio::time::timeout(NEVER, async {
+        while NAPPING.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both slow requests reach their handler");
+
+    let third = client()
+        .get(format!("{}/ok", server.base_url()))
+        .send()
+        .await
+        .expect("the third request is served once a slot frees");
+    assert_eq!(third.status(), StatusCode::OK);
+    while let Some(done) = naps.join_next().await {
+        let status = done
+            .expect("join")
+            .expect("a busy connection is not evicted");
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+/// Shutdown lets an in-flight request finish, and closes one that would
+/// outlast the grace period instead of waiting for it.
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests_within_the_grace() {
+    let server = start(ServerConfig {
+        shutdown_grace: Duration::from_secs(2),
+        ..config()
+    })
+    .await;
+    let base = server.base_url();
+    let in_flight = tokio::spawn(client().get(format!("{base}/sleepy")).send());
+    // This client waits longer than `NEVER`, so only the server can end
+    // the request before the shutdown's own deadline.
+    let patient = reqwest::Client::builder()
+        .timeout(NEVER * 6)
+        .build()
+        .expect("client");
+    let outlasting = tokio::spawn(patient.get(format!("{base}/stuck")).send());
+    // Both requests must be in their handlers before shutdown starts.
+    tokio::time::timeout(NEVER, async {
+        while ARRIVED.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both requests reach their handlers");
+
+    let started = Instant::now();
+    tokio::time::timeout(NEVER, server.shutdown())
+        .await
+        .expect("shutdown ends within the grace, not after the stuck handler")
+        .expect("shutdown");
+    println!("shutdown took {:?}", started.elapsed());
+    let resp = in_flight
+        .await
+        .expect("join")
+        .expect("finished during the drain");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        outlasting.await.expect("join").is_err(),
+        "a request past the grace is cut off, not answered"
+    );
+}
