@@ -310,9 +310,20 @@ async fn update_then_delete(
             "the update of user {id} was not applied: the database gave up after {limit:?} \
              (the row is busy or the database is slow); retry later"
         ))),
-        Ok(Err(e)) => Err(ApiError::Internal(
-            anyhow::Error::from(e).context(format!("Failed to update user {id}")),
-        )),
+        Ok(Err(e)) => {
+            let e = anyhow::Error::from(e).context(format!("Failed to update user {id}"));
+            if lab::http::unreachable(&e) {
+                // A connection lost mid-transaction may have lost it before
+                // or after COMMIT: the client cannot be told which.
+                tracing::warn!("{e:#}");
+                Err(ApiError::Unavailable(format!(
+                    "the database could not be reached: the update of user {id} may not \
+                     have been applied; read the user back before retrying"
+                )))
+            } else {
+                Err(ApiError::Internal(e))
+            }
+        }
         Err(_) => {
             tracing::error!(
                 "the update of user {id} got no answer within {give_up:?}: its outcome is \

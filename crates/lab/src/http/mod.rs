@@ -21,6 +21,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::log::Throttle;
 
 mod body;
 mod serve;
@@ -28,8 +32,6 @@ mod slots;
 
 pub use body::BodyTimedOut;
 pub use serve::{ServerConfig, serve};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 // ANCHOR: api_error
 /// Every error a lesson's API can answer with. The body is always
@@ -180,9 +182,11 @@ pub fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError>
 // ANCHOR_END: json_body
 
 /// Runs one database call under `limit`. A call that does not finish in time
-/// is a 503 (a dependency is slow; the client did nothing wrong), its own
-/// error a 500 with the cause logged. Without the limit a stuck database
-/// would hold the request, and its pool connection, for as long as it likes.
+/// is a 503 (a dependency is slow; the client did nothing wrong), and so is
+/// a database that cannot be reached ([`unreachable`]); any other error is
+/// a 500. Either way the cause goes to the log, never to the client. Without
+/// the limit a stuck database would hold the request, and its pool
+/// connection, for as long as it likes.
 pub async fn db_call<T, E>(
     limit: std::time::Duration,
     call: impl Future<Output = Result<T, E>>,
@@ -190,12 +194,51 @@ pub async fn db_call<T, E>(
 where
     E: Into<anyhow::Error>,
 {
+    // One line per period: a stopped database fails every request the same
+    // way, and the log has to stay readable while it does.
+    static UNREACHABLE: Throttle = Throttle::new(std::time::Duration::from_secs(5));
     match tokio::time::timeout(limit, call).await {
-        Ok(result) => result.map_err(|e| ApiError::Internal(e.into())),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            let e = e.into();
+            if unreachable(&e) {
+                UNREACHABLE.warn(format_args!("the database is unreachable: {e:#}"));
+                Err(ApiError::Unavailable("the database is unavailable".into()))
+            } else {
+                Err(ApiError::Internal(e))
+            }
+        }
         Err(_) => Err(ApiError::Unavailable(format!(
             "the database did not answer within {limit:?}"
         ))),
     }
+}
+
+/// Whether an error means "the database is not there right now" rather
+/// than "this query is wrong": no connection could be made or kept (refused,
+/// reset, the pool's wait ran out), or the server said it is shutting down,
+/// starting up or out of connections. That is the server's state, not the
+/// client's request or our code, so it is a 503 a client may retry, as a
+/// timeout is. A stopped PostgreSQL answered 500 before this, which told
+/// clients and alerting that the service itself was broken.
+pub fn unreachable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(|e| match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE class 08 is "connection exception"; 57P01-57P03 are
+            // admin shutdown, crash shutdown and "cannot connect now"
+            // (starting up); 53300 is too many connections.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
+        })
 }
 
 /// Routes that match nothing get a JSON 404 too, e.g. `/users/` with an
