@@ -47,7 +47,7 @@ use lab::testing::SharedServers;
 use lesson_02_cache_aside::UpdateUser;
 use lesson_03_stale_fallback::Mode;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
@@ -999,11 +999,22 @@ async fn lesson_3_cache_first_answers_the_hostile_corpus() {
 /// property is a real request), and no regression files written into the
 /// source tree.
 fn runner(cases: u32) -> TestRunner {
+    let config = Config::default();
+    // A fixed seed unless `PROPTEST_RNG_SEED` names another: CI must give
+    // the same verdict on the same code, and a new edge case found by a
+    // random seed belongs in a commit, not in somebody's CI run. To explore,
+    // run with other seeds: `PROPTEST_RNG_SEED=7 cargo test -p chaos`.
+    let rng_seed = if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+        config.rng_seed
+    } else {
+        RngSeed::Fixed(18)
+    };
     TestRunner::new(Config {
         cases,
         max_shrink_iters: 256,
         failure_persistence: None,
-        ..Config::default()
+        rng_seed,
+        ..config
     })
 }
 
@@ -1154,12 +1165,15 @@ fn parse_user_id_errors_stay_short_for_long_input() {
 
 // --- the {id} segment through every router ---------------------------------
 
-/// The statuses right for `GET /users/{raw}`: an empty segment matches no
-/// route (404); a plain id is the user (200) or nobody (404); anything else
-/// is a 400. A zero-padded id may be read as the number or refused.
-fn path_statuses(raw: &str) -> &'static [u16] {
+/// The statuses right for `GET /users/{raw}` (and `/users/{raw}/summary`
+/// when `summary`): an empty segment in `/users/` matches no route (404),
+/// while `/users//summary` matches the summary route with an empty id, a
+/// malformed id (400); a plain id is the user (200) or nobody (404);
+/// anything else is a 400. A zero-padded id may be read as the number or
+/// refused.
+fn path_statuses(raw: &str, summary: bool) -> &'static [u16] {
     if raw.is_empty() {
-        return NOT_FOUND;
+        return if summary { BAD } else { NOT_FOUND };
     }
     match plain_id(raw) {
         Some(id) if raw.starts_with('0') && id <= USERS => &[200, 400],
@@ -1194,7 +1208,8 @@ fn any_id_segment_gets_the_right_answer_from_every_router() {
     let strategy = (0..lessons.len(), id_candidate(), any::<bool>());
     let result = runner(128).run(&strategy, |(which, raw, summary)| {
         let lesson = &lessons[which];
-        let req = if summary && lesson.summary {
+        let summary = summary && lesson.summary;
+        let req = if summary {
             Req::get(format!("{}/summary", user_path(&raw)))
         } else {
             Req::get(user_path(&raw))
@@ -1202,7 +1217,7 @@ fn any_id_segment_gets_the_right_answer_from_every_router() {
         let answer = rt
             .block_on(send(lesson, &req))
             .map_err(|why| TestCaseError::fail(format!("{}: {}: {why}", lesson.name, req.uri)))?;
-        let wrong = problems(&answer, path_statuses(&raw));
+        let wrong = problems(&answer, path_statuses(&raw, summary));
         prop_assert!(
             wrong.is_empty(),
             "{}: GET {}: {}",
@@ -1422,10 +1437,16 @@ fn any_put_body_is_stored_exactly_when_valid() {
         let trimmed = update
             .as_ref()
             .map(|u| (u.name.trim().to_string(), u.email.trim().to_string()));
+        // Whitespace that is also a control character (`\r`, `\t`, `\n`)
+        // at either end: trimmed away, or refused as a control character
+        // before the trim. Either reading is sound, so neither is required.
+        let control_trimmed = update
+            .as_ref()
+            .is_some_and(|u| u.name.chars().chain(u.email.chars()).any(char::is_control));
         let want: &[u16] = match &trimmed {
             None => NOT_AN_UPDATE,
             Some((n, e)) if must_be_rejected(n, e) => BAD,
-            Some((n, e)) if must_be_accepted(n, e) => {
+            Some((n, e)) if must_be_accepted(n, e) && !control_trimmed => {
                 if exists {
                     OK
                 } else {
