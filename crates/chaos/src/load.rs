@@ -80,7 +80,12 @@ pub async fn drive(
 ) {
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tick = tokio::time::interval(Duration::from_secs(1) / plan.rate);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Open loop means the schedule does not wait for anyone: if this task
+    // itself falls behind (two shared cores), the ticks it missed are sent
+    // at once to catch up, so the service sees the planned number of
+    // requests. `Delay` would quietly send fewer, closing the loop through
+    // the generator.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut inflight = tokio::task::JoinSet::new();
     // A stride coprime with the id count visits every id in a scrambled
     // order, the same for every service.

@@ -229,8 +229,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let client = match listener.accept().await {
             Ok((client, _)) => client,
             Err(e) => {
-                // Out of file descriptors, say: wait rather than spin.
-                tracing::warn!("fault proxy: accept failed: {e}");
+                // Out of file descriptors, say: wait rather than spin, and
+                // say so once per period, not ten times a second.
+                static ACCEPT_FAILED: crate::log::Throttle =
+                    crate::log::Throttle::new(Duration::from_secs(5));
+                ACCEPT_FAILED.warn(format_args!("fault proxy: accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

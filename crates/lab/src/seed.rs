@@ -95,8 +95,7 @@ ON CONFLICT (id) DO NOTHING";
 /// `1..=rows` that are not there yet. Safe to call on every start.
 #[tracing::instrument(skip(pool))]
 pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
-    sqlx::query(PG_CREATE)
-        .execute(pool)
+    create_pg_table(pool, PG_CREATE)
         .await
         .context("Failed to create table users")?;
     let (have,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM users")
@@ -125,6 +124,24 @@ pub async fn ensure_users_pg(pool: &PgPool, rows: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs a `CREATE TABLE IF NOT EXISTS` under a transaction-scoped advisory
+/// lock on the schema. Two processes starting on a new schema at once (two
+/// lessons, or a lesson and its test) would otherwise race inside
+/// PostgreSQL: both see no table, both create its row type, and one fails
+/// with `duplicate key value violates unique constraint
+/// "pg_type_typname_nsp_index"`. `IF NOT EXISTS` is checked before the
+/// insert into the catalog, not atomically with it; the lock makes the
+/// second creator wait, then find the table.
+async fn create_pg_table(pool: &PgPool, ddl: &str) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lab.seed:' || current_schema()))")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(ddl).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 const PG_ORDERS: &str = "CREATE TABLE IF NOT EXISTS orders (
     id           bigint PRIMARY KEY,
     user_id      bigint NOT NULL,
@@ -137,8 +154,7 @@ const PG_ORDERS: &str = "CREATE TABLE IF NOT EXISTS orders (
 /// deliberately no index on `user_id`: the summary query scans the table.
 #[tracing::instrument(skip(pool))]
 pub async fn ensure_orders_pg(pool: &PgPool, rows: i64, users: i64) -> anyhow::Result<()> {
-    sqlx::query(PG_ORDERS)
-        .execute(pool)
+    create_pg_table(pool, PG_ORDERS)
         .await
         .context("Failed to create table orders")?;
     let (have,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM orders")

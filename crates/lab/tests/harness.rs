@@ -499,3 +499,23 @@ async fn a_private_server_can_be_pinned_to_a_cpu() {
         .map(str::trim);
     assert_eq!(allowed, Some("0"), "the server should run on CPU 0 only");
 }
+
+/// Two starts on a new schema at once (two lessons, or a lesson and its
+/// test) both create the tables and both succeed. Without the seed's
+/// advisory lock, PostgreSQL's `CREATE TABLE IF NOT EXISTS` races in its
+/// catalog and one of them fails on `pg_type_typname_nsp_index`.
+#[tokio::test]
+async fn concurrent_seeds_on_a_new_schema_both_succeed() {
+    let server = lab::discover(Kind::Postgres).await.expect("PostgreSQL");
+    for _ in 0..10 {
+        let schema = PgSchema::create(server.url()).await.expect("schema");
+        let (a, b, c) = tokio::join!(
+            lab::seed::ensure_users_pg(schema.pool(), 10),
+            lab::seed::ensure_users_pg(schema.pool(), 10),
+            lab::seed::ensure_orders_pg(schema.pool(), 10, 10),
+        );
+        a.expect("the first seed");
+        b.expect("the second seed");
+        c.expect("the orders");
+    }
+}

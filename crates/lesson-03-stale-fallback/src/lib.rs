@@ -308,7 +308,7 @@ async fn cache_get(state: &AppState, id: i64) -> Option<Entry<User>> {
     let json = lab::cache::call(state.settings.redis_timeout, get, |why| {
         state.metrics.bump(metrics::REDIS_ERRORS);
         static GET_FAILED: Throttle = Throttle::new(Duration::from_secs(5));
-        GET_FAILED.warn(format_args!("Redis GET {why}, going to the database"));
+        GET_FAILED.warn(format_args!("Redis GET {why}; treated as a miss"));
     })
     .await
     // `None`: Redis failed; `Some(None)`: no such key. Both are a miss.
