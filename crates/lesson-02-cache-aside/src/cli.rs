@@ -19,6 +19,12 @@ pub struct Args {
     /// The longest one Redis call may take, in ms, before the request goes to the database.
     #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub redis_timeout_ms: u64,
+    /// The most PUTs in flight at once (a write's task outlives its request);
+    /// past it a PUT is refused with a 503 and Retry-After. Default: half of
+    /// DB_POOL_SIZE (at least one), so writes stuck on a locked row leave
+    /// the other half of the pool to reads.
+    #[arg(long = "max-writes-in-flight", env = "MAX_WRITES_IN_FLIGHT", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_writes_in_flight: Option<u64>,
 }
 
 impl Args {
@@ -30,6 +36,14 @@ impl Args {
             latency: self.common.latency(),
             db_timeout: self.common.db_timeout(),
         }
+    }
+
+    /// `MAX_WRITES_IN_FLIGHT`, or its default from `DB_POOL_SIZE`.
+    pub fn max_writes_in_flight(&self) -> usize {
+        self.max_writes_in_flight.map_or_else(
+            || crate::default_max_writes(self.common.pool_size),
+            |n| n as usize,
+        )
     }
 }
 
@@ -46,5 +60,11 @@ mod tests {
         assert_eq!(s.redis_timeout, Duration::from_millis(50));
         assert_eq!(s.key(123), "user:123");
         assert!(Args::try_parse_from(["x", "--ttl-secs", "0"]).is_err());
+        assert_eq!(a.max_writes_in_flight(), 5, "half the pool of 10");
+        let a = Args::try_parse_from(["x", "--pool-size", "1"]).expect("parses");
+        assert_eq!(a.max_writes_in_flight(), 1, "never zero");
+        let a = Args::try_parse_from(["x", "--max-writes-in-flight", "3"]).expect("parses");
+        assert_eq!(a.max_writes_in_flight(), 3);
+        assert!(Args::try_parse_from(["x", "--max-writes-in-flight", "0"]).is_err());
     }
 }

@@ -16,7 +16,8 @@
 //!
 //! The book's chapter "Lesson 2: cache-aside" walks through this file.
 //! Knobs (env var, or the flag in `--help`): `CACHE_TTL_SECS` (60),
-//! `REDIS_TIMEOUT_MS` (50), `REDIS_URL`, and everything lesson 1 has.
+//! `REDIS_TIMEOUT_MS` (50), `MAX_WRITES_IN_FLIGHT` (half of `DB_POOL_SIZE`),
+//! `REDIS_URL`, and everything lesson 1 has.
 //!
 //! # Layout
 //!
@@ -46,6 +47,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sqlx::PgPool;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 pub mod cli;
@@ -105,6 +107,29 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
+    /// One permit per write in flight (see [`AppState::with_max_writes`]).
+    pub writes: Arc<Semaphore>,
+}
+
+/// The default bound on writes in flight: half the pool. A write's task
+/// outlives its request (see [`put_user`]), so the server's connection
+/// limit does not bound writes; without a bound of their own, a flood of
+/// PUTs on a locked row (each client gone at once) holds every pool
+/// connection and every read waits for the pool and fails. Half leaves
+/// the other half to reads, which are most of the traffic and, unlike a
+/// write stuck on a row lock, quick to give their connection back.
+pub fn default_max_writes(pool_size: u32) -> usize {
+    (pool_size as usize / 2).max(1)
+}
+
+impl AppState {
+    /// At most `max` writes in flight (at least one); past it a PUT is
+    /// refused at once with a 503 and `Retry-After`, not queued: a queue in
+    /// front of a saturated pool only turns an overload into timeouts, later.
+    pub fn with_max_writes(mut self, max: usize) -> AppState {
+        self.writes = Arc::new(Semaphore::new(max.max(1)));
+        self
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -249,36 +274,73 @@ async fn cache_set(state: &AppState, key: &str, json: &str) {
 /// while the client was told the write failed. A spawned task is not part
 /// of the request: it runs the UPDATE and then the DEL to the end, whatever
 /// becomes of the request, and the handler only waits for its verdict.
+///
+/// Because the task outlives its request, the server's connection limit no
+/// longer bounds how many writes run: a permit from `state.writes` does. It
+/// is taken before the task starts and moved into it, so it is held until
+/// the UPDATE and the DEL are done, not just until the client hangs up.
 pub async fn put_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<UpdateUser>, JsonRejection>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = user_id_from_path(path)?;
     let update = json_body(body)?;
     update.validate()?;
 
-    let write = tokio::spawn(update_then_delete(state.clone(), id, update).in_current_span());
-    // The database gives up at `db_timeout` by itself (see `update_row`)
-    // and tells us so; waiting a little longer lets that verdict, "not
+    let Ok(permit) = state.writes.clone().try_acquire_owned() else {
+        state.metrics.write_shed();
+        return Ok(too_many_writes());
+    };
+    let write = update_then_delete(state.clone(), id, update, permit);
+    let write = tokio::spawn(write.in_current_span());
+    // The write fits in `db_timeout`: the wait for a pool connection and
+    // the UPDATE share it (see `update_row`), and the database tells us
+    // when it gave up; waiting a little longer lets that verdict, "not
     // applied", reach the client. Only when even the verdict does not come
-    // (a frozen server, a lost network) do we not know, and say so.
+    // (a frozen server, a lost network) do we not know, and say for how
+    // long the write may still land: until the task's own bound.
     let patience = state.settings.db_timeout + VERDICT_GRACE;
     match tokio::time::timeout(patience, write).await {
-        Ok(Ok(outcome)) => Ok(Json(outcome?)),
+        Ok(Ok(outcome)) => Ok(Json(outcome?).into_response()),
         // The task panicked, or the runtime is shutting down.
         Ok(Err(join_error)) => Err(ApiError::Internal(join_error.into())),
-        Err(_) => Err(ApiError::Unavailable(format!(
-            "the database did not confirm the update of user {id} within {patience:?}: \
-             it may still be applied; read the user back before retrying"
-        ))),
+        Err(_) => {
+            let window = task_bound(state.settings.db_timeout).saturating_sub(patience);
+            Err(ApiError::Unavailable(format!(
+                "the database did not confirm the update of user {id} within {patience:?}: \
+                 it may still be applied within the next {window:?}; read the user back \
+                 after that, before retrying"
+            )))
+        }
     }
 }
+
+/// The 503 for a PUT refused because `MAX_WRITES_IN_FLIGHT` writes are
+/// running: named, so a client can tell it from a timeout, and with
+/// `Retry-After`, because by then some of them will have ended.
+fn too_many_writes() -> Response {
+    let mut resp = ApiError::Unavailable(TOO_MANY_WRITES.into()).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The error of [`too_many_writes`]; nothing was written.
+pub const TOO_MANY_WRITES: &str = "too many writes in flight, retry: the update was not applied";
 // ANCHOR_END: put_user
 
 /// How much longer than `db_timeout` the handler waits for the database's
 /// own verdict, which arrives a round trip after its timer fires.
 const VERDICT_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest a write's task runs, `db_timeout` plus 5 s: far past the
+/// database's own timeout, it fires only when the server cannot even say
+/// it gave up (frozen, or the network is gone), so that a task cannot hold
+/// its permit and a pool connection forever.
+fn task_bound(db_timeout: Duration) -> Duration {
+    db_timeout + VERDICT_GRACE * 5
+}
 
 // ANCHOR: update_then_delete
 /// The write, in its own task: the UPDATE, then the DEL, always in that
@@ -287,24 +349,31 @@ const VERDICT_GRACE: Duration = Duration::from_secs(1);
 /// and when we cannot tell which it was, only a DEL is right either way.
 /// (A DEL *before* the UPDATE would not help: until the UPDATE commits, the
 /// old value is the database's value, and the next read caches it again.)
+///
+/// `_permit` is this write's place under `MAX_WRITES_IN_FLIGHT`, released
+/// when the task ends, however it ends.
 async fn update_then_delete(
     state: AppState,
     id: i64,
     update: UpdateUser,
+    _permit: OwnedSemaphorePermit,
 ) -> Result<User, ApiError> {
     state.metrics.db_query();
     let limit = state.settings.db_timeout;
-    // A bound for the task itself, so it cannot hold a pool connection
-    // forever. Far past the database's own statement timeout, it fires only
-    // when the server cannot even say it gave up (frozen, or the network is
-    // gone). The DEL below still runs; the outcome stays unknown, and the
-    // log says so. Lesson 8 closes what is left of that window.
-    let give_up = limit * 2 + VERDICT_GRACE * 5;
+    // The task's own bound (see `task_bound`). When it fires the DEL below
+    // still runs; the outcome stays unknown, and the log says so. Lesson 8
+    // closes what is left of that window.
+    let give_up = task_bound(limit);
     let outcome = tokio::time::timeout(give_up, update_row(&state.pool, id, &update, limit)).await;
     cache_delete(&state, &state.settings.key(id)).await;
     match outcome {
         Ok(Ok(Some(user))) => Ok(user),
         Ok(Ok(None)) => Err(ApiError::NotFound(format!("user {id} not found"))),
+        // No pool connection came free in time: nothing was sent.
+        Ok(Err(sqlx::Error::PoolTimedOut)) => Err(ApiError::Unavailable(format!(
+            "the update of user {id} was not applied: no database connection came free \
+                 within {limit:?}; retry later"
+        ))),
         // The statement was cancelled and its transaction rolled back.
         Ok(Err(e)) if is_query_canceled(&e) => Err(ApiError::Unavailable(format!(
             "the update of user {id} was not applied: the database gave up after {limit:?} \
@@ -337,10 +406,17 @@ async fn update_then_delete(
 }
 
 /// The UPDATE, in a transaction that tells PostgreSQL to give up after
-/// `limit` (`SET LOCAL statement_timeout`, which covers waiting for a row
-/// lock). Without it the database would wait for the lock as long as it
-/// takes, and commit long after the client stopped waiting; with it, a
-/// timeout is a rollback, so "not applied" is the truth.
+/// what is left of `limit` (`SET LOCAL statement_timeout`, which covers
+/// waiting for a row lock). Without it the database would wait for the
+/// lock as long as it takes, and commit long after the client stopped
+/// waiting; with it, a timeout is a rollback, so "not applied" is the truth.
+///
+/// The wait for a pool connection counts against the same `limit`: a
+/// statement timeout cannot cover it (nothing has reached the database
+/// yet), and the pool's own `acquire_timeout` may be longer. Bounded here,
+/// a write that could not even start ends as `PoolTimedOut` within
+/// `limit`, "not applied", and one that started ends within `limit` plus a
+/// round trip, before the handler stops waiting.
 #[tracing::instrument(skip(pool, update, limit))]
 async fn update_row(
     pool: &PgPool,
@@ -348,11 +424,15 @@ async fn update_row(
     update: &UpdateUser,
     limit: Duration,
 ) -> Result<Option<User>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let started = Instant::now();
+    let mut tx = tokio::time::timeout(limit, pool.begin())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    let left = limit.saturating_sub(started.elapsed());
     // `set_config(.., true)` is `SET LOCAL` with a bind parameter: it lasts
     // until the transaction ends, so the pooled connection keeps its default.
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-        .bind(format!("{}ms", limit.as_millis().max(1)))
+        .bind(format!("{}ms", left.as_millis().max(1)))
         .execute(&mut *tx)
         .await?;
     let row: Option<(i64, String, String)> = sqlx::query_as(
@@ -419,8 +499,11 @@ pub fn redis_manager(url: &str, timeout: Duration) -> anyhow::Result<ConnectionM
 /// Builds the state over a pool and a Redis URL.
 pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Result<AppState> {
     Ok(AppState {
-        pool,
         redis: redis_manager(redis_url, settings.redis_timeout)?,
+        writes: Arc::new(Semaphore::new(default_max_writes(
+            pool.options().get_max_connections(),
+        ))),
+        pool,
         settings: Arc::new(settings),
         metrics: Metrics::new()?,
     })

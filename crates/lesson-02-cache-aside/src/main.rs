@@ -13,7 +13,8 @@ async fn main() -> anyhow::Result<()> {
         // Redis as the harness finds it (REDIS_URL, the local port, Docker,
         // or a private instance), like PostgreSQL.
         let redis = lab::discover(lab::Kind::Redis).await?;
-        let state = state(pool, redis.url(), args.settings())?;
+        let state =
+            state(pool, redis.url(), args.settings())?.with_max_writes(args.max_writes_in_flight());
         lab::http::serve_until_ctrl_c(router(state), args.common.port).await
     } else {
         // The service logs each request's hit or miss at DEBUG, so that a

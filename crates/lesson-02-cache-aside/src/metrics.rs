@@ -1,5 +1,5 @@
-//! `GET /metrics`: hits, misses, database queries and Redis errors, plus a
-//! latency histogram, in Prometheus's text format.
+//! `GET /metrics`: hits, misses, database queries, Redis errors and PUTs
+//! shed for too many writes in flight, plus a latency histogram, in Prometheus's text format.
 //!
 //! The series are named here; the registry behind them (one per service, so
 //! tests that run many services in one process never mix their counts) is
@@ -17,6 +17,8 @@ pub const HITS: &str = "cache_hits_total";
 pub const MISSES: &str = "cache_misses_total";
 pub const DB_QUERIES: &str = "db_queries_total";
 pub const REDIS_ERRORS: &str = "redis_errors_total";
+/// PUTs refused with a 503 because `MAX_WRITES_IN_FLIGHT` were running.
+pub const WRITES_SHED: &str = "writes_shed_total";
 pub const LATENCY: &str = "get_user_duration_seconds";
 
 /// Buckets from a cache hit (well under a millisecond) to a slow database
@@ -32,7 +34,7 @@ pub struct Metrics(Registry);
 impl Metrics {
     pub fn new() -> anyhow::Result<Metrics> {
         Ok(Metrics(Registry::new(
-            &[HITS, MISSES, DB_QUERIES, REDIS_ERRORS],
+            &[HITS, MISSES, DB_QUERIES, REDIS_ERRORS, WRITES_SHED],
             &[(LATENCY, BUCKETS)],
         )?))
     }
@@ -57,6 +59,10 @@ impl Metrics {
 
     pub fn redis_error(&self) {
         self.0.bump(REDIS_ERRORS);
+    }
+
+    pub fn write_shed(&self) {
+        self.0.bump(WRITES_SHED);
     }
 
     /// One counter's value, as a Prometheus scrape would see it.

@@ -15,8 +15,8 @@ use lab::Kind;
 use lab::isolate::RedisPrefix;
 use lab::spawn::{Instance, SpawnOptions};
 use lab::testing::{Reply, SharedServers, call};
-use lesson_02_cache_aside::metrics::REDIS_ERRORS;
-use lesson_02_cache_aside::{AppState, Settings, router, state};
+use lesson_02_cache_aside::metrics::{REDIS_ERRORS, WRITES_SHED};
+use lesson_02_cache_aside::{AppState, Settings, TOO_MANY_WRITES, router, state};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
@@ -102,16 +102,22 @@ struct RowLock {
 
 impl RowLock {
     async fn take(pool: &PgPool, id: i64) -> RowLock {
+        RowLock::take_all(pool, &[id]).await
+    }
+
+    /// Locks the rows of all of `ids`, in one transaction.
+    async fn take_all(pool: &PgPool, ids: &[i64]) -> RowLock {
         let mut tx = pool.begin().await.expect("BEGIN");
         let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
             .fetch_one(&mut *tx)
             .await
             .expect("pid");
-        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_one(&mut *tx)
+        let locked = sqlx::query("SELECT 1 FROM users WHERE id = ANY($1) FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *tx)
             .await
             .expect("FOR UPDATE");
+        assert_eq!(locked.len(), ids.len(), "every row locked");
         RowLock { tx, pid }
     }
 
@@ -119,21 +125,26 @@ impl RowLock {
     /// UPDATE has reached PostgreSQL and is waiting for the row.
     /// Returns the waiting backend's pid.
     async fn wait_for_a_waiter(&self, pool: &PgPool) -> i32 {
+        self.wait_for_waiters(pool, 1).await[0]
+    }
+
+    /// Waits until `n` sessions are blocked behind this lock; their pids.
+    async fn wait_for_waiters(&self, pool: &PgPool, n: usize) -> Vec<i32> {
         let deadline = Instant::now() + SETTLE;
         while Instant::now() < deadline {
-            let waiter: Option<(i32,)> = sqlx::query_as(
-                "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) LIMIT 1",
+            let waiters: Vec<(i32,)> = sqlx::query_as(
+                "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
             )
             .bind(self.pid)
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await
             .expect("pg_stat_activity");
-            if let Some((pid,)) = waiter {
-                return pid;
+            if waiters.len() >= n {
+                return waiters.into_iter().map(|(pid,)| pid).collect();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("no UPDATE ever waited on the locked row");
+        panic!("fewer than {n} UPDATEs ever waited on the locked rows");
     }
 
     async fn release(self) {
@@ -279,6 +290,124 @@ async fn a_put_with_no_verdict_says_it_may_be_applied_and_still_deletes_the_key(
     assert_eq!(
         get(&state, "/users/9").await.json()["name"],
         after.0.as_str()
+    );
+}
+
+/// Review of issue 18's fix, problem 1: a write's task outlives its
+/// request, so the server's connection limit no longer bounds writes. With
+/// the bound at N and N writes stuck on locked rows (their clients gone),
+/// M more PUTs are each refused at once with a named 503 and `Retry-After`,
+/// counted in `writes_shed_total`, and change nothing; a read is still
+/// served; and once the lock is released the N writes are applied and
+/// their cached copies deleted.
+#[tokio::test]
+async fn writes_past_the_bound_are_shed_and_reads_still_served() {
+    const N: usize = 2;
+    const M: usize = 3;
+    let s = shared().await;
+    let state = state_with(&s, Duration::from_secs(30)).with_max_writes(N);
+    let held: Vec<i64> = (30..30 + N as i64).collect();
+    for &id in &held {
+        cache_user(&state, id).await;
+    }
+    let lock = RowLock::take_all(s.schema.pool(), &held).await;
+    let writers: Vec<_> = held
+        .iter()
+        .map(|&id| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let body = format!(r#"{{"name":"Writer {id}","email":"w{id}@example.com"}}"#);
+                put(&state, &format!("/users/{id}"), &body).await
+            })
+        })
+        .collect();
+    lock.wait_for_waiters(s.schema.pool(), N).await;
+    // The clients go away; their writes go on, each holding its permit.
+    for w in &writers {
+        w.abort();
+    }
+
+    let mut shed = 0;
+    for id in 40..40 + M as i64 {
+        let before = row(s.schema.pool(), id).await;
+        let body = r#"{"name":"Shed","email":"shed@example.com"}"#;
+        let r = tokio::time::timeout(SETTLE, put(&state, &format!("/users/{id}"), body))
+            .await
+            .expect("a PUT past the bound waited instead of being refused");
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        assert_eq!(r.json()["error"], TOO_MANY_WRITES);
+        assert_eq!(r.header("retry-after"), "1");
+        assert_eq!(row(s.schema.pool(), id).await, before, "a shed PUT wrote");
+        shed += 1;
+    }
+    assert_eq!(state.metrics.counter(WRITES_SHED), shed);
+
+    let read = get(&state, "/users/50").await;
+    assert_eq!(read.status, StatusCode::OK, "a read while writes are stuck");
+    assert_eq!(read.header("x-cache"), "MISS");
+
+    lock.release().await;
+    for &id in &held {
+        assert!(
+            key_deleted_within_settle(&s, id).await,
+            "the cached copy of user {id} was never deleted"
+        );
+    }
+    let deadline = Instant::now() + SETTLE;
+    while state.writes.available_permits() < N && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state.writes.available_permits(), N, "every write ended");
+    for &id in &held {
+        assert_eq!(row(s.schema.pool(), id).await.0, format!("Writer {id}"));
+    }
+}
+
+/// Review of issue 18's fix, problem 2: the statement timeout cannot cover
+/// the wait for a pool connection, which the pool alone bounds by its own
+/// `acquire_timeout` (10 s here). With the pool's only connection held, a
+/// PUT whose `db_timeout` is 1 s must say "not applied", and be right: once
+/// its task has ended and the connection is free, the row is unchanged.
+#[tokio::test]
+async fn a_put_that_gets_no_connection_is_not_applied() {
+    let s = shared().await;
+    // The schema's own connection options (its `search_path`), one
+    // connection, and the same 10 s acquire timeout as every lab pool.
+    let options = (*s.schema.pool().connect_options()).clone();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .expect("a pool of one");
+    let settings = Settings {
+        db_timeout: Duration::from_secs(1),
+        ..Settings::for_tests(s.prefix.prefix())
+    };
+    let state = state(pool.clone(), &s.redis_url, settings).expect("state");
+    let before = row(s.schema.pool(), 14).await;
+
+    let only = pool.acquire().await.expect("the only connection");
+    let r = put(
+        &state,
+        "/users/14",
+        r#"{"name":"No Connection","email":"none@example.com"}"#,
+    )
+    .await;
+    drop(only);
+
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    let told = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(told.contains("not applied"), "{told:?}");
+    let deadline = Instant::now() + SETTLE;
+    while state.writes.available_permits() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state.writes.available_permits(), 1, "the write ended");
+    assert_eq!(
+        row(s.schema.pool(), 14).await,
+        before,
+        "the client was told {told:?}, but the row changed"
     );
 }
 
