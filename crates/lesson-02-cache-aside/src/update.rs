@@ -36,8 +36,10 @@ impl UpdateUser {
         }
         let name = self.name.trim();
         // A name that is only spaces and invisible format characters looks
-        // empty to every reader, so it is empty.
-        if !name.chars().any(|c| !is_invisible(c)) || name.chars().count() > MAX_NAME_CHARS {
+        // empty to every reader, so it is empty; so is one of only
+        // combining marks, accents with no letter to sit on.
+        let visible = |c: char| !is_invisible(c) && !is_combining(c);
+        if !name.chars().any(visible) || name.chars().count() > MAX_NAME_CHARS {
             return Err(ApiError::BadRequest(format!(
                 "name must be 1 to {MAX_NAME_CHARS} characters, some of them visible"
             )));
@@ -71,6 +73,19 @@ fn is_invisible(c: char) -> bool {
             | '\u{FEFF}'                // byte-order mark, zero-width no-break space
             | '\u{E0000}'..='\u{E007F}' // tag characters
         )
+}
+
+/// A combining mark (the main blocks of Unicode's `Mn`): an accent or a
+/// diacritic drawn on the character before it. Fine after a letter, but a
+/// name of nothing else shows nothing to stand on.
+fn is_combining(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'   // combining diacritical marks
+        | '\u{1AB0}'..='\u{1AFF}' // their extension
+        | '\u{1DC0}'..='\u{1DFF}' // their supplement
+        | '\u{20D0}'..='\u{20FF}' // for symbols
+        | '\u{FE20}'..='\u{FE2F}' // half marks
+    )
 }
 
 /// `user@domain` with a non-empty user, a domain of at least two non-empty
@@ -147,6 +162,8 @@ mod tests {
             "\u{2060}\u{feff}",
             " \u{00ad} ",
             "\u{202e}",
+            "\u{0301}\u{0301}",
+            " \u{20dd} ",
         ] {
             assert!(
                 update(name, "ada@example.com").validate().is_err(),
@@ -155,7 +172,13 @@ mod tests {
         }
         // Invisible characters inside a visible name are fine: a zero-width
         // joiner is part of many emoji and of some scripts' spelling.
-        for name in ["Ada", "  Ada  ", "👩\u{200d}💻 Ada", "می\u{200c}خواهم"] {
+        for name in [
+            "Ada",
+            "  Ada  ",
+            "👩\u{200d}💻 Ada",
+            "می\u{200c}خواهم",
+            "Rene\u{0301}e",
+        ] {
             assert!(
                 update(name, "ada@example.com").validate().is_ok(),
                 "{name:?}"
