@@ -63,6 +63,27 @@ async fn nap() -> &'static str {
     "napped"
 }
 
+/// How many requests reached `doze`: the test that a finished request makes
+/// room waits for two.
+static DOZING: AtomicUsize = AtomicUsize::new(0);
+
+async fn doze() -> &'static str {
+    DOZING.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    "dozed"
+}
+
+/// How many requests reached `upload` before reading their body.
+static UPLOADING: AtomicUsize = AtomicUsize::new(0);
+
+async fn upload(req: axum::extract::Request) -> StatusCode {
+    UPLOADING.fetch_add(1, Ordering::SeqCst);
+    match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
 async fn stuck() -> &'static str {
     ARRIVED.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -77,6 +98,8 @@ fn router() -> Router {
             .route("/typed", put(typed))
             .route("/sleepy", get(sleepy))
             .route("/nap", get(nap))
+            .route("/doze", get(doze))
+            .route("/upload", put(upload))
             .route("/stuck", get(stuck)),
     )
 }
@@ -536,4 +559,119 @@ async fn shutdown_drains_in_flight_requests_within_the_grace() {
         outlasting.await.expect("join").is_err(),
         "a request past the grace is cut off, not answered"
     );
+}
+
+/// Waits until `counter` reaches `n`, for at most [`NEVER`].
+async fn wait_for(counter: &AtomicUsize, n: usize, what: &str) {
+    tokio::time::timeout(NEVER, async {
+        while counter.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}"));
+}
+
+/// Sends `GET /ok` with `Connection: close` on a fresh connection and
+/// returns its status, or `None` if no answer came within [`NEVER`].
+async fn get_ok_raw(server: &Running) -> Option<u16> {
+    let mut s = connect(server).await;
+    s.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let raw = read_until_closed(&mut s).await?;
+    Some(parse_response(&raw).0)
+}
+
+/// At the limit, a newcomer waiting for a busy connection is served as soon
+/// as one of them finishes its request and goes idle, not when the idle
+/// connection's header timeout (30 s here) finally closes it. (Review,
+/// problem 1a: the loop tried eviction once, then waited for a close.)
+#[tokio::test]
+async fn over_the_connection_limit_a_finished_request_makes_room() {
+    let server = start(ServerConfig {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(30),
+        ..config()
+    })
+    .await;
+    let mut keep_alive = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&server).await;
+        s.write_all(b"GET /doze HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        keep_alive.push(s);
+    }
+    wait_for(&DOZING, 2, "both slow requests reach their handler").await;
+
+    let started = Instant::now();
+    let status = get_ok_raw(&server).await;
+    assert_eq!(
+        status,
+        Some(200),
+        "answered once a keep-alive connection went idle, well before the 30 s header timeout"
+    );
+    println!("newcomer served after {:?}", started.elapsed());
+    drop(keep_alive);
+}
+
+/// At the limit, connections whose request is still waiting for its body
+/// make room like idle ones (see `slots.rs` for why), so a flood of partial
+/// uploads does not block a request for the whole body timeout (30 s here).
+/// (Review, problem 1b.)
+#[tokio::test]
+async fn over_the_connection_limit_bodies_trickling_in_make_room() {
+    let server = start(ServerConfig {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(30),
+        ..config()
+    })
+    .await;
+    let mut uploads = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&server).await;
+        s.write_all(b"PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n12345")
+            .await
+            .expect("write");
+        uploads.push(s);
+    }
+    wait_for(&UPLOADING, 2, "both uploads reach their handler").await;
+
+    let status = get_ok_raw(&server).await;
+    assert_eq!(
+        status,
+        Some(200),
+        "answered at once, well before the 30 s body timeout"
+    );
+    // The upload that made room was closed without an answer.
+    let mut closed = 0;
+    for mut s in uploads {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+        if matches!(read, Ok(Ok(0) | Err(_))) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "an upload still trickling in was closed");
+}
+
+/// Values that would leave the server unable to serve are refused at
+/// start-up, with the variable's name in the error (review, problem 3).
+#[test]
+fn settings_that_cannot_serve_are_refused() {
+    for (name, value) in [
+        ("HTTP_MAX_CONNECTIONS", "0"),
+        ("HTTP_HEADER_TIMEOUT_MS", "0"),
+    ] {
+        let err = ServerConfig::from_vars(|n| (n == name).then(|| value.to_string()))
+            .expect_err("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains(name), "{text:?} names {name}");
+    }
+    let ok = ServerConfig::from_vars(|n| (n == "HTTP_MAX_CONNECTIONS").then(|| "3".to_string()))
+        .expect("a small limit is fine");
+    assert_eq!(ok.max_connections, 3);
 }
