@@ -57,7 +57,8 @@ pub struct ServerConfig {
     /// connection goes idle; no separate idle timer is needed). 10 s: a client
     /// on loopback sends its head in microseconds, a browser on a slow phone
     /// in well under a second; a half-sent request line holds a connection
-    /// and a file descriptor for at most this long.
+    /// and a file descriptor for at most this long. Not 0: every head
+    /// would be late.
     pub header_timeout: Duration,
     /// How long a request body may take in total, from the first time the
     /// handler waits for it. 10 s covers 64 KiB over any link a workshop
@@ -76,8 +77,10 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How many connections are held at once. At the limit, the longest-idle
     /// connection is closed to make room, or, when every one has a request
-    /// in flight, the newcomer waits for one to finish (see [`serve`]). 4096, lowered to fit the process's file-descriptor limit
-    /// with room for the pools and the log.
+    /// in flight, the newcomer waits for one to finish (see [`serve`]).
+    /// 4096, lowered to fit the process's file-descriptor limit with room
+    /// for the pools and the log; a value set in `HTTP_MAX_CONNECTIONS` is
+    /// lowered the same way, with a warning. At least 1.
     pub max_connections: usize,
     /// On shutdown, how long in-flight requests get to finish before their
     /// connections are closed anyway. 10 s is longer than any lesson's
@@ -259,13 +262,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// that has been idle (or sending half a head) longest is closed to make
 /// room for it: under a flood of half-open connections a real request is
 /// served at once instead of queueing behind the flood's header timeouts.
-/// When every connection has a request in flight, the newcomer waits for
-/// one to finish, the loop takes no other connection meanwhile, and those
-/// behind it wait in the kernel's listen queue. Refusing the newcomer
-/// instead would need a descriptor to answer with (the very thing we are
-/// short of) and would fail a client that only hit a burst.
-/// That wait is bounded: requests are bounded by the body timeout and the
-/// handlers' database timeouts. See `slots.rs`.
+/// A request still waiting for its body counts as idle here, so a flood of
+/// half-sent bodies cannot hold the slots either (why: see `slots.rs`).
+/// When every connection has a request in flight, the newcomer waits until
+/// one finishes its request (and is closed to make room) or closes; the
+/// loop takes no other connection meanwhile, and those behind it wait in
+/// the kernel's listen queue. Refusing the newcomer instead would need a
+/// descriptor to answer with (the very thing we are short of) and would
+/// fail a client that only hit a burst. That wait is bounded: requests are
+/// bounded by the body timeout and the handlers' database timeouts.
 pub async fn serve(
     listener: TcpListener,
     router: Router,

@@ -19,7 +19,13 @@
 //! hold twenty slots for the whole body timeout. An honest upload loses
 //! little: its client sees the connection close and may retry, which is
 //! what it sees from any server under overload. Idle connections are closed
-//! before ones in the middle of a body.
+//! before ones in the middle of a body. ("Waiting for its body" means hyper
+//! has not yet handed the handler the body's end; the lessons' handlers
+//! read the body first, through `Json`, so they do no work meanwhile.)
+//!
+//! A connection is chosen while idle, but closed by its own task a moment
+//! later; if a request started in between, the connection finishes it
+//! (hyper's graceful shutdown) instead of cutting it off.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
