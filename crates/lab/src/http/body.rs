@@ -21,6 +21,7 @@ use http_body_util::Limited;
 use tokio::time::Sleep;
 
 use super::ApiError;
+use super::slots::Reading;
 
 /// The error a body yields when it did not arrive in time. [`super::json_body`]
 /// finds it in a rejection's source chain and answers 408.
@@ -109,6 +110,44 @@ impl HttpBody for Deadline {
             Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimedOut(limit).into()))),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body that marks its connection as waiting for it (and so
+/// evictable, see `slots.rs`) until it has all arrived.
+pub(crate) struct Arriving {
+    pub body: hyper::body::Incoming,
+    /// `None` once the body is complete (or failed).
+    pub reading: Option<Reading>,
+}
+
+impl HttpBody for Arriving {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        let done = match &frame {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => this.body.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if done {
+            this.reading = None;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

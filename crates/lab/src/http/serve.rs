@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::body::HttpBody;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use hyper::body::Incoming;
@@ -40,7 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::body::{BodyLimits, guard};
+use super::body::{Arriving, BodyLimits, guard};
 use super::slots::{InFlight, Slot, Slots};
 use crate::log::Throttle;
 
@@ -56,7 +57,8 @@ pub struct ServerConfig {
     /// connection goes idle; no separate idle timer is needed). 10 s: a client
     /// on loopback sends its head in microseconds, a browser on a slow phone
     /// in well under a second; a half-sent request line holds a connection
-    /// and a file descriptor for at most this long.
+    /// and a file descriptor for at most this long. Not 0: every head
+    /// would be late.
     pub header_timeout: Duration,
     /// How long a request body may take in total, from the first time the
     /// handler waits for it. 10 s covers 64 KiB over any link a workshop
@@ -75,8 +77,10 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How many connections are held at once. At the limit, the longest-idle
     /// connection is closed to make room, or, when every one has a request
-    /// in flight, the newcomer waits for one to finish (see [`serve`]). 4096, lowered to fit the process's file-descriptor limit
-    /// with room for the pools and the log.
+    /// in flight, the newcomer waits for one to finish (see [`serve`]).
+    /// 4096, lowered to fit the process's file-descriptor limit with room
+    /// for the pools and the log; a value set in `HTTP_MAX_CONNECTIONS` is
+    /// lowered the same way, with a warning. At least 1.
     pub max_connections: usize,
     /// On shutdown, how long in-flight requests get to finish before their
     /// connections are closed anyway. 10 s is longer than any lesson's
@@ -113,36 +117,86 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// The defaults, overridden by any `HTTP_*` variable that is set. A set
-    /// but unparsable value is an error, not silently the default.
+    /// but unparsable value is an error, not silently the default, and so
+    /// is one that would leave the server unable to serve (see
+    /// [`ServerConfig::from_vars`]).
     pub fn from_env() -> anyhow::Result<ServerConfig> {
+        ServerConfig::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`ServerConfig::from_env`], with the variables read by `var`: tests
+    /// use it to try values without touching the process's environment,
+    /// which every test thread shares.
+    ///
+    /// Refused as well as unparsable values: `HTTP_MAX_CONNECTIONS=0` (no
+    /// connection could ever be served) and `HTTP_HEADER_TIMEOUT_MS=0`
+    /// (every request head would be late). An explicit
+    /// `HTTP_MAX_CONNECTIONS` above what the file-descriptor limit allows
+    /// is lowered to fit, with a warning, like the default.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<ServerConfig> {
         let d = ServerConfig::default();
+        let num = |name| env_num::<u64>(name, &var);
         let ms = |name, default: Duration| -> anyhow::Result<Duration> {
-            Ok(env_num::<u64>(name)?.map_or(default, Duration::from_millis))
+            Ok(num(name)?.map_or(default, Duration::from_millis))
         };
-        Ok(ServerConfig {
+        let size = |name| env_num::<usize>(name, &var);
+        let config = ServerConfig {
             header_timeout: ms("HTTP_HEADER_TIMEOUT_MS", d.header_timeout)?,
             body_timeout: ms("HTTP_BODY_TIMEOUT_MS", d.body_timeout)?,
-            max_body_bytes: env_num("HTTP_MAX_BODY_BYTES")?.unwrap_or(d.max_body_bytes),
-            max_header_bytes: env_num("HTTP_MAX_HEADER_BYTES")?.unwrap_or(d.max_header_bytes),
-            max_connections: env_num("HTTP_MAX_CONNECTIONS")?.unwrap_or(d.max_connections),
-            shutdown_grace: env_num::<u64>("HTTP_SHUTDOWN_GRACE_SECS")?
+            max_body_bytes: size("HTTP_MAX_BODY_BYTES")?.unwrap_or(d.max_body_bytes),
+            max_header_bytes: size("HTTP_MAX_HEADER_BYTES")?.unwrap_or(d.max_header_bytes),
+            max_connections: match size("HTTP_MAX_CONNECTIONS")? {
+                Some(wanted) => fit_explicit_limit(wanted),
+                None => d.max_connections,
+            },
+            shutdown_grace: num("HTTP_SHUTDOWN_GRACE_SECS")?
                 .map_or(d.shutdown_grace, Duration::from_secs),
-        })
+        };
+        if config.max_connections == 0 {
+            anyhow::bail!(
+                "HTTP_MAX_CONNECTIONS=0 would serve no connection at all: \
+                 set it to 1 or more, or unset it for the default ({DEFAULT_MAX_CONNECTIONS})"
+            );
+        }
+        if config.header_timeout.is_zero() {
+            anyhow::bail!(
+                "HTTP_HEADER_TIMEOUT_MS=0 would time out every request head: \
+                 set it to 1 or more, or unset it for the default ({DEFAULT_HEADER_TIMEOUT_MS})"
+            );
+        }
+        Ok(config)
     }
 }
 
-fn env_num<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>>
+fn env_num<T: std::str::FromStr>(
+    name: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<T>>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
+    match var(name) {
+        Some(v) if !v.trim().is_empty() => v
             .trim()
             .parse()
             .map(Some)
             .with_context(|| format!("{name}={v:?} is not a number")),
         _ => Ok(None),
     }
+}
+
+/// An explicit `HTTP_MAX_CONNECTIONS`, lowered as the default is if the
+/// file-descriptor limit is lower, and a warning saying so: past the limit
+/// `accept` would fail, which serves nobody.
+fn fit_explicit_limit(wanted: usize) -> usize {
+    let fitted = fit_fd_limit(wanted);
+    if fitted < wanted {
+        tracing::warn!(
+            "HTTP_MAX_CONNECTIONS={wanted} is more than the file-descriptor limit allows: \
+             using {fitted}; raise `ulimit -n` for more"
+        );
+    }
+    fitted
 }
 
 /// `wanted`, or fewer if the process may not open that many files. Past the
@@ -208,13 +262,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// that has been idle (or sending half a head) longest is closed to make
 /// room for it: under a flood of half-open connections a real request is
 /// served at once instead of queueing behind the flood's header timeouts.
-/// When every connection has a request in flight, the newcomer waits for
-/// one to finish, the loop takes no other connection meanwhile, and those
-/// behind it wait in the kernel's listen queue. Refusing the newcomer
-/// instead would need a descriptor to answer with (the very thing we are
-/// short of) and would fail a client that only hit a burst.
-/// That wait is bounded: requests are bounded by the body timeout and the
-/// handlers' database timeouts. See `slots.rs`.
+/// A request still waiting for its body counts as idle here, so a flood of
+/// half-sent bodies cannot hold the slots either (why: see `slots.rs`).
+/// When every connection has a request in flight, the newcomer waits until
+/// one finishes its request (and is closed to make room) or closes; the
+/// loop takes no other connection meanwhile, and those behind it wait in
+/// the kernel's listen queue. Refusing the newcomer instead would need a
+/// descriptor to answer with (the very thing we are short of) and would
+/// fail a client that only hit a burst. That wait is bounded: requests are
+/// bounded by the body timeout and the handlers' database timeouts.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -285,9 +341,17 @@ async fn run_connection<S>(
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => return log_conn_end(result),
-        // Dropping the connection closes it: a half-sent head has nothing
-        // to answer, an idle one nothing to finish.
-        () = slot.evicted() => return,
+        () = slot.evicted() => {
+            // Dropping the connection closes it: a half-sent head has
+            // nothing to answer, an idle one nothing to finish, and a body
+            // still trickling in no answer yet. But the victim was chosen
+            // a moment ago, and a request may have started since: that one
+            // is finished, as on shutdown, not cut off. (No request can
+            // start while we look: the connection is not being polled.)
+            if slot.may_drop() {
+                return;
+            }
+        }
         _ = stop.wait_for(|stopping| *stopping) => {}
     }
     // Finish the request in flight, if any, then close.
@@ -324,6 +388,11 @@ fn counted(
 > + Clone {
     hyper::service::service_fn(move |req: Request<Incoming>| {
         let busy = in_flight.begin();
+        // Until its body is in, the request does no work: see `slots.rs`.
+        let req = req.map(|body| {
+            let reading = (!body.is_end_stream()).then(|| busy.reading());
+            Arriving { body, reading }
+        });
         let router = router.clone();
         async move {
             let resp = router.oneshot(req).await;
