@@ -23,10 +23,12 @@ fn state_for(pool: sqlx::PgPool, redis: &PrivateRedis) -> AppState {
 /// What most tests run on: a schema of the test's own on the shared
 /// PostgreSQL, seeded with users 1 to 100, and a private Redis.
 struct Setup {
-    _pg: lab::Server,
     schema: PgSchema,
     redis: PrivateRedis,
     state: AppState,
+    // Last: fields drop in order, and when the harness spawned this
+    // PostgreSQL, the schema must be dropped while the server still runs.
+    _pg: lab::Server,
 }
 
 async fn setup(test: &str) -> Setup {
