@@ -6,6 +6,8 @@
 //!   Docker container, then a private instance spawned from local binaries.
 //! - [`spawn`] starts private instances with chosen settings, and stops and
 //!   restarts them on the same port and data dir (later lessons' outages).
+//! - [`edge`] spawns a private nginx, lesson 6's edge cache, around the
+//!   lesson's `http` block.
 //! - [`isolate`] gives each test its own schema, database or key prefix on a
 //!   shared server, and removes only what it created.
 //! - [`metrics`] is a Prometheus registry per service, for `GET /metrics`.
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod demo;
 pub mod discover;
 pub mod docker;
+pub mod edge;
 pub mod exercise;
 pub mod faults;
 pub mod http;

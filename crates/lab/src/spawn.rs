@@ -466,7 +466,7 @@ fn signal(child: &Child, sig: libc::c_int) {
 ///   `spawn_blocking`;
 /// - pins the server to `cpus` (`LAB_PIN_SERVERS`), for measurements.
 #[allow(unsafe_code)]
-fn prepare_child(cmd: &mut Command, cpus: Option<libc::cpu_set_t>) {
+pub(crate) fn prepare_child(cmd: &mut Command, cpus: Option<libc::cpu_set_t>) {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl and sched_setaffinity are async-signal-safe syscalls, and
     // the closure only reads a set it owns. std runs it after setuid, which
@@ -650,7 +650,7 @@ fn debian_postgres_bin_dirs() -> Vec<PathBuf> {
     versions.into_iter().map(|(_, p)| p).collect()
 }
 
-fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     p.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -664,7 +664,7 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY-free: geteuid has no preconditions, but libc marks it unsafe.
     #[allow(unsafe_code)]
     unsafe {
