@@ -77,6 +77,25 @@ exercise-5:
 # Exercise 5's hint K, one at a time: `just hint-5 1` is gentle, the last is nearly the answer.
 hint-5 k: (_hint "crates/exercise-05-work-mem/HINTS.md" k)
 
+# Lesson 6: an nginx edge cache in front of an origin: collapsing, stale-if-error, stale-while-revalidate, revalidation, load (~1 min).
+lesson-6 *args: _nginx
+    cargo run -q -p lesson-06-http-edge -- "$@"
+
+# Serve lesson 6's edge on 127.0.0.1:${PORT:-3000}, its origin behind it, until Ctrl-C.
+serve-6 *args: _nginx
+    cargo run -q -p lesson-06-http-edge -- --serve "$@"
+
+# Check your solution to exercise 6 (edit crates/exercise-06-http-edge/src/starter.rs).
+exercise-6: _nginx
+    cargo test -q -p exercise-06-http-edge --features starter
+
+# Exercise 6's hint K, one at a time: `just hint-6 1` is gentle, the last is nearly the answer.
+hint-6 k: (_hint "crates/exercise-06-http-edge/HINTS.md" k)
+
+# Install nginx, its purge module and wrk (as root on Debian; elsewhere it prints the command).
+_nginx:
+    @.ci/install-nginx
+
 # Every HTTP lesson under load while PostgreSQL and Redis are stopped, paused, slowed, killed and reset, in turn (~80 s).
 chaos *args:
     cargo run -q -p chaos -- "$@"

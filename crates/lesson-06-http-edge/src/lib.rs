@@ -24,8 +24,10 @@
 //!
 //! It needs nginx (`.ci/install-nginx` as root on Debian, `brew install
 //! nginx` on macOS); the harness spawns its own and never touches a system
-//! nginx. Knobs: `LAB_DB_LATENCY_MS` (the origin's query latency, default
-//! 100 here), `PORT`, `DATABASE_URL`, and the `--help` flags.
+//! nginx. Knobs for `--serve`: `LAB_DB_LATENCY_MS` (the origin's query
+//! latency, 2000 as in every lesson, so a MISS is plainly slower than a
+//! HIT), `PORT`, `DATABASE_URL`, `EDGE_PURGE`, and the `--help` flags; the
+//! experiments set their own latencies.
 //!
 //! # Layout
 //!

@@ -3,7 +3,8 @@
 //! For PostgreSQL, Redis and MariaDB it walks the four discovery steps
 //! without starting anything, prints the server version of whatever answers,
 //! and flags a port conflict: something listening on a default port that is
-//! not a server the harness can log into.
+//! not a server the harness can log into. Then where lesson 6's nginx
+//! would come from.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -112,6 +113,28 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // Lesson 6's edge: always a private nginx, never a system one.
+    println!("nginx (lesson 6's edge, always spawned privately)");
+    match lab::edge::binary() {
+        Ok(bin) => {
+            let v = std::process::Command::new(&bin)
+                .arg("-v")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+                .unwrap_or_else(|e| format!("version unknown: {e}"));
+            println!("  binary: {} ({v})", bin.display());
+            println!(
+                "  purge module: {}",
+                lab::edge::purge_module().map_or_else(
+                    || "not installed (lesson 6 shows versioned URLs only)".to_string(),
+                    |m| m.display().to_string()
+                )
+            );
+        }
+        // Not a problem for lessons 1–5: only lesson 6 and exercise 6 need it.
+        Err(e) => println!("  none: {e:#}"),
+    }
+    println!();
     println!(
         "LAB_BACKEND={}",
         std::env::var("LAB_BACKEND").unwrap_or_else(|_| "auto (unset)".into())
