@@ -80,6 +80,9 @@ async fn a_user_carries_every_caching_header() {
     assert_eq!(origin.count(USERS), 3);
 }
 
+/// A conditional request: its headers, the status it should get, and why.
+type Case<'a> = (&'a [(&'a str, &'a str)], StatusCode, &'a str);
+
 #[tokio::test]
 async fn conditional_requests_get_304_only_when_the_copy_is_current() {
     let db = Db::new(5).await;
@@ -91,8 +94,7 @@ async fn conditional_requests_get_304_only_when_the_copy_is_current() {
     let after = http_date(modified + Duration::from_secs(3600));
     let before = http_date(modified - Duration::from_secs(3600));
 
-    // (request headers, expected status, why)
-    let cases: [(&[(&str, &str)], StatusCode, &str); 8] = [
+    let cases: [Case; 8] = [
         (
             &[("if-none-match", &etag)],
             StatusCode::NOT_MODIFIED,

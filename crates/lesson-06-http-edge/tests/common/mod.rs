@@ -1,8 +1,6 @@
 //! What lesson 6's test files share: a PostgreSQL schema of the test's own,
 //! seeded with users, and the origin over it.
 
-#![allow(dead_code)] // each test file uses its own part of this
-
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +15,7 @@ pub const USERS: i64 = 100;
 /// one, with `LAB_BACKEND=local`), dropped when the test ends.
 pub struct Db {
     // Fields drop in order: the schema goes while its server still runs.
-    pub schema: PgSchema,
+    _schema: PgSchema,
     pub pool: sqlx::PgPool,
     _pg: lab::Server,
 }
@@ -38,7 +36,7 @@ impl Db {
             .await
             .expect("a pool on the test schema");
         Db {
-            schema,
+            _schema: schema,
             pool,
             _pg: pg,
         }
