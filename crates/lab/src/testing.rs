@@ -43,6 +43,29 @@ pub async fn call(router: Router, method: &str, uri: &str, json: Option<&str>) -
     let req = req
         .body(json.map(|j| Body::from(j.to_string())).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{method} {uri} is not a valid request: {e}"));
+    send_request(router, req).await
+}
+
+/// Sends `method uri` with these request headers and an empty body: for
+/// what a client says about itself (`If-None-Match`, `X-User-Id`, …).
+pub async fn call_with_headers(
+    router: Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{method} {uri} {headers:?} is not a valid request: {e}"));
+    send_request(router, req).await
+}
+
+/// Drives one request through the router and reads the whole answer.
+async fn send_request(router: Router, req: Request<Body>) -> Reply {
     let resp = match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},

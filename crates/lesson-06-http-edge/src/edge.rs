@@ -20,6 +20,9 @@ pub enum UseStale {
     Directive,
     /// Only within the windows the origin's `Cache-Control` gives
     /// (`stale-while-revalidate`, `stale-if-error`); then the error passes.
+    /// nginx applies `stale-if-error` to network errors and timeouts only
+    /// (a dead origin), never to a 5xx the origin sends: that 500 passes
+    /// even within the window (since nginx 1.19.3; `tests/edge.rs` shows it).
     OriginHeaders,
 }
 

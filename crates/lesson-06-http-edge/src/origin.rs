@@ -28,7 +28,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum_extra::TypedHeader;
 use axum_extra::headers::{HeaderMapExt, IfModifiedSince, IfNoneMatch, LastModified};
 use lab::http::{ApiError, db_call, user_id_from_path};
 use lab::metrics::Registry;
@@ -135,8 +134,7 @@ struct UserDoc {
 async fn get_user(
     State(s): State<OriginState>,
     id: Result<Path<String>, PathRejection>,
-    if_none_match: Option<TypedHeader<IfNoneMatch>>,
-    if_modified_since: Option<TypedHeader<IfModifiedSince>>,
+    request: HeaderMap,
 ) -> Result<Response, ApiError> {
     s.metrics.bump(USERS);
     let id = user_id_from_path(id)?;
@@ -167,9 +165,9 @@ async fn get_user(
     headers.typed_insert(last_modified);
     // RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since counts only
     // when there is none (a second's resolution cannot tell two writes apart).
-    let unchanged = match (if_none_match, if_modified_since) {
-        (Some(TypedHeader(inm)), _) => !inm.precondition_passes(&etag),
-        (None, Some(TypedHeader(ims))) => !ims.is_modified(created_at),
+    let unchanged = match validators(&request) {
+        (Some(inm), _) => !inm.precondition_passes(&etag),
+        (None, Some(ims)) => !ims.is_modified(created_at),
         (None, None) => false,
     };
     if unchanged {
@@ -183,6 +181,16 @@ async fn get_user(
     Ok((headers, body).into_response())
 }
 // ANCHOR_END: get_user
+
+/// The validators the client holds: `If-None-Match` and `If-Modified-Since`,
+/// `None` when absent or malformed (RFC 9110 §13.1.3: an invalid date is
+/// ignored). Read with `typed_get`, not with `Option<TypedHeader<…>>`
+/// extractors: axum-extra decodes a *missing* `If-None-Match` as an empty
+/// list, which is `Some` (hyperium/headers#145), so `If-Modified-Since`
+/// would never be looked at; and a malformed one would be a plain-text 400.
+fn validators(request: &HeaderMap) -> (Option<IfNoneMatch>, Option<IfModifiedSince>) {
+    (request.typed_get(), request.typed_get())
+}
 
 // ANCHOR: get_me
 /// The page of the user named by `X-User-Id`: one user's data, never shared.
@@ -211,10 +219,7 @@ async fn get_me(State(s): State<OriginState>, headers: HeaderMap) -> Result<Resp
 
 /// A large body the edge must revalidate on every request (`s-maxage=0`,
 /// `no-cache` would forbid stale serving): what a 304 saves, measured.
-async fn get_big(
-    State(s): State<OriginState>,
-    if_none_match: Option<TypedHeader<IfNoneMatch>>,
-) -> Response {
+async fn get_big(State(s): State<OriginState>, request: HeaderMap) -> Response {
     s.metrics.bump(BIG);
     let (body, etag) = &*s.big;
     let mut headers = HeaderMap::new();
@@ -223,7 +228,7 @@ async fn get_big(
         HeaderValue::from_static("public, max-age=0, s-maxage=0"),
     );
     headers.typed_insert(etag.clone());
-    if let Some(TypedHeader(inm)) = if_none_match
+    if let (Some(inm), _) = validators(&request)
         && !inm.precondition_passes(etag)
     {
         s.metrics.bump(NOT_MODIFIED);
