@@ -77,6 +77,10 @@ exercise-5:
 # Exercise 5's hint K, one at a time: `just hint-5 1` is gentle, the last is nearly the answer.
 hint-5 k: (_hint "crates/exercise-05-work-mem/HINTS.md" k)
 
+# Lesson 6: a real nginx edge in front of an origin, every experiment short (<1 min; `--long` is the book's). `just lesson-6 --serve` serves it.
+lesson-6 *args:
+    cargo run -q -p lesson-06-http-edge -- "$@"
+
 # Every HTTP lesson under load while PostgreSQL and Redis are stopped, paused, slowed, killed and reset, in turn (~80 s).
 chaos *args:
     cargo run -q -p chaos -- "$@"
