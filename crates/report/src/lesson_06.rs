@@ -11,6 +11,7 @@ use lab::results::Results;
 use lesson_06_http_edge::experiment::EdgeResults;
 use lesson_06_http_edge::experiment::stale::StaleRun;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::render::{QUICK_MARKER, experiment_header};
 
@@ -72,7 +73,7 @@ pub fn stale_svg(r: &EdgeResults, path: &Path, quick: bool) -> anyhow::Result<()
     let runs = &s.runs;
     let lanes: Vec<String> = runs.iter().map(lane_name).collect();
     let end = s.watched_s.max(1.0);
-    let root = SVGBackend::new(path, (900, 170 + 70 * runs.len() as u32)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 240 + 70 * runs.len() as u32)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
         let title = if quick {
@@ -86,20 +87,15 @@ pub fn stale_svg(r: &EdgeResults, path: &Path, quick: bool) -> anyhow::Result<()
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(190)
-            .build_cartesian_2d(0.0..end, -0.6..(n - 0.4))?;
+            // Headroom above the top lane for the legend, so it hides no dot.
+            .build_cartesian_2d(0.0..end, -0.6..(n + 0.9))?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .light_line_style(WHITE)
-            .y_labels(runs.len().max(1))
-            .y_label_formatter(&|v| {
-                let i = v.round();
-                if (v - i).abs() < 0.01 && i >= 0.0 {
-                    lanes.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            // The lanes are named by hand below: a mesh's ticks need not
+            // fall on whole numbers.
+            .y_labels(0)
             .x_desc(format!(
                 "seconds since the fill (dashed: origin broke; s-maxage={} s; + stale-if-error={} s)",
                 s.s_maxage_s, s.stale_if_error_s
@@ -119,6 +115,12 @@ pub fn stale_svg(r: &EdgeResults, path: &Path, quick: bool) -> anyhow::Result<()
                 4,
                 BLACK.mix(0.5).stroke_width(1),
             ))?;
+        }
+        let name_style = TextStyle::from(("sans-serif", 13).into_font())
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for (lane, name) in lanes.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(0.0, lane as f64));
+            root.draw(&Text::new(name.clone(), (x - 8, y), name_style.clone()))?;
         }
         for (lane, run) in runs.iter().enumerate() {
             chart.draw_series(run.timeline.iter().map(|p| {

@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
 use lab::edge::Nginx;
 use lab::http::Running;
 use lab::isolate::PgSchema;
@@ -50,32 +49,24 @@ impl Fixture {
     /// An origin with these settings on a free port.
     pub async fn origin(&self, settings: OriginSettings) -> anyhow::Result<Origin> {
         let (router, handle) = origin(self.pool.clone(), settings)?;
-        let running = lab::http::spawn_server(router.clone(), 0).await?;
+        let running = lab::http::spawn_server(router, 0).await?;
         Ok(Origin {
-            router,
             handle,
+            port: running.addr.port(),
             running: Some(running),
-            port: 0,
-        }
-        .with_port())
+        })
     }
 }
 
-/// A running (or killed) origin, and what it takes to start it again.
+/// A running (or killed) origin.
 #[derive(Debug)]
 pub struct Origin {
-    router: Router,
     pub handle: OriginHandle,
     running: Option<Running>,
     port: u16,
 }
 
 impl Origin {
-    fn with_port(mut self) -> Origin {
-        self.port = self.running.as_ref().map_or(0, |r| r.addr.port());
-        self
-    }
-
     pub fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
@@ -92,14 +83,6 @@ impl Origin {
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(r) = self.running.take() {
             r.shutdown().await.context("Failed to stop the origin")?;
-        }
-        Ok(())
-    }
-
-    /// The same origin back on the same port, so the edge's upstream is valid.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        if self.running.is_none() {
-            self.running = Some(lab::http::spawn_server(self.router.clone(), self.port).await?);
         }
         Ok(())
     }
