@@ -197,7 +197,7 @@ impl EdgeResults {
             let w = &r.window;
             let _ = writeln!(
                 out,
-                "- stale-if-error, origin {} / {}: stale {}{}; first error at {}",
+                "- stale-if-error, origin {} / {}: stale {}{}; {}",
                 r.outage,
                 r.use_stale,
                 w.seconds()
@@ -208,7 +208,7 @@ impl EdgeResults {
                     ""
                 },
                 w.first_error
-                    .map_or("never".into(), |t| format!("{t:.1} s")),
+                    .map_or("no error".into(), |t| format!("first error at {t:.1} s")),
             );
         }
         for r in &self.swr.rows {
