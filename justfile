@@ -77,7 +77,7 @@ exercise-5:
 # Exercise 5's hint K, one at a time: `just hint-5 1` is gentle, the last is nearly the answer.
 hint-5 k: (_hint "crates/exercise-05-work-mem/HINTS.md" k)
 
-# Lesson 6: an nginx edge cache in front of an origin: collapsing, stale-if-error, stale-while-revalidate, revalidation, load (~1 min).
+# Lesson 6: a real nginx edge in front of an origin, every experiment short (<1 min; `--long` is the book's). `just lesson-6 --serve` serves it.
 lesson-6 *args: _nginx
     cargo run -q -p lesson-06-http-edge -- "$@"
 

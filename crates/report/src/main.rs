@@ -24,7 +24,7 @@
 //! - [`groups`]: the criterion groups the book shows, row by row.
 //! - [`criterion`]: reading criterion's saved estimates.
 //! - [`render`]: a group's Markdown table and SVG chart.
-//! - [`lesson_03`], [`lesson_04`], [`lesson_05`]: each lesson's experiment
+//! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06`]: each lesson's experiment
 //!   results (read with `lab::results::Results::read`) → its tables and charts.
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
 //! - [`stamp`]: the machine, versions and placement a run was made with.
@@ -35,6 +35,7 @@ mod groups;
 mod lesson_03;
 mod lesson_04;
 mod lesson_05;
+mod lesson_06;
 mod render;
 mod stamp;
 
@@ -53,6 +54,7 @@ use lesson_04_indexing::experiment::{
     IndexPlansMariadbResults, IndexPlansResults, IndexSizesResults,
 };
 use lesson_05_buffer_tuning::experiments::BuffersResults;
+use lesson_06_http_edge::experiment::EdgeResults;
 
 use crate::groups::GROUPS;
 use crate::stamp::RunInfo;
@@ -163,6 +165,22 @@ fn main() -> anyhow::Result<()> {
         "\nLesson 5: what the servers reported\n{}",
         buffers.shared_buffers_md(false)
     );
+    // A --reuse of a run from before the edge bench existed keeps what is there.
+    match EdgeResults::read() {
+        Ok(edge) => {
+            for (name, md) in lesson_06::files(&edge, run.quick) {
+                std::fs::write(out.join(name), md)?;
+            }
+            lesson_06::stale_svg(&edge, &out.join("edge_stale.svg"), run.quick)?;
+            println!(
+                "\nLesson 6: the edge experiments\n{}\n{}",
+                edge.table_md(),
+                edge.findings()
+            );
+        }
+        Err(e) if args.reuse => eprintln!("report: the edge_*.md files left as they are: {e:#}"),
+        Err(e) => return Err(e),
+    }
     // A --reuse of a run from before `just chaos` existed keeps the
     // committed chaos.md.
     match ChaosResults::read() {
@@ -333,6 +351,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         IndexPlansResults::path(),
         IndexPlansMariadbResults::path(),
         BuffersResults::path(),
+        EdgeResults::path(),
         ChaosResults::path(),
     ] {
         let written = std::fs::metadata(&path)

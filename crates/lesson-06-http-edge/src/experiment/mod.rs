@@ -1,6 +1,188 @@
-//! The experiments (to be written).
+//! The experiments `just lesson-6` runs (short) and the `edge` bench runs
+//! (long, for the book), each in its own file:
+//!
+//! - `load`: 1, an edge HIT against the origin and nginx's static files, with wrk;
+//! - [`collapse`]: 2, N cold requests for one key, with and without the lock;
+//! - [`stale`]: 3, the origin answering 500 or gone, stale served or not;
+//! - [`swr`]: 4, an expired entry under load, refreshed in the background;
+//! - [`revalidate`]: 5, a 1 MiB body refreshed with a 304 instead;
+//! - [`purge`]: 6, a versioned URL against a purge;
+//! - `fixture`: PostgreSQL, origins, edges and the client they share;
+//! - `summary`: the tables and findings, printed and rendered by `just report`.
+//!
+//! Every verdict is a count (origin requests, cache statuses), never a
+//! time; the times are what is measured. Each experiment starts its own
+//! origin and its own nginx, so it starts from an empty cache.
 
-/// `just lesson-6`: every experiment, short.
-pub async fn demo(_args: &crate::cli::Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub mod collapse;
+mod fixture;
+pub mod load;
+pub mod purge;
+pub mod revalidate;
+pub mod stale;
+mod summary;
+pub mod swr;
+
+/// The experiments' parameters: [`Plan::short`] for `just lesson-6`,
+/// [`Plan::long`] for the book.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub long: bool,
+    /// Collapsing: concurrent cold requests, and the origin's latency.
+    pub collapse_clients: usize,
+    pub collapse_latency: Duration,
+    /// A lock timeout shorter than this slower origin's latency.
+    pub lock_timeout: Duration,
+    pub slow_origin: Duration,
+    /// stale-if-error: the origin's `s-maxage` and `stale-if-error`, when it
+    /// breaks (after the fill), how long the client watches, how often it asks.
+    pub stale_s_maxage: Duration,
+    pub stale_if_error: Duration,
+    pub stale_break_at: Duration,
+    pub stale_watch: Duration,
+    pub poll: Duration,
+    /// stale-while-revalidate: `s-maxage`, origin latency, clients × time.
+    pub swr_s_maxage: Duration,
+    pub swr_latency: Duration,
+    pub swr_clients: usize,
+    pub swr_for: Duration,
+    /// Revalidation: refreshes of `/big`, and the wait before each.
+    pub refreshes: usize,
+    pub big_wait: Duration,
+}
+
+impl Plan {
+    /// `just lesson-6`: about 30 s besides experiment 1.
+    pub fn short() -> Plan {
+        Plan {
+            long: false,
+            collapse_clients: 20,
+            collapse_latency: Duration::from_millis(500),
+            lock_timeout: Duration::from_millis(300),
+            slow_origin: Duration::from_secs(1),
+            stale_s_maxage: Duration::from_secs(2),
+            stale_if_error: Duration::from_secs(5),
+            stale_break_at: Duration::from_millis(500),
+            stale_watch: Duration::from_secs(9),
+            poll: Duration::from_millis(150),
+            swr_s_maxage: Duration::from_secs(3),
+            swr_latency: Duration::from_millis(300),
+            swr_clients: 16,
+            swr_for: Duration::from_millis(1500),
+            refreshes: 3,
+            // `/big` says s-maxage=1; nginx counts whole seconds.
+            big_wait: Duration::from_millis(2100),
+        }
+    }
+
+    /// The book's: more clients, longer windows, more refreshes (about 90 s).
+    pub fn long() -> Plan {
+        Plan {
+            long: true,
+            collapse_clients: 50,
+            stale_s_maxage: Duration::from_secs(5),
+            stale_if_error: Duration::from_secs(20),
+            stale_watch: Duration::from_secs(35),
+            swr_for: Duration::from_secs(2),
+            refreshes: 10,
+            ..Plan::short()
+        }
+    }
+}
+
+/// Everything experiments 2–6 found, as `edge.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EdgeResults {
+    pub plan: Plan,
+    /// Wall time of experiments 2–6 (s).
+    pub wall_s: f64,
+    pub nginx: String,
+    pub collapse: Vec<collapse::CollapseRow>,
+    pub stale: stale::StaleResults,
+    pub swr: swr::SwrResults,
+    pub revalidate: revalidate::RevalidateResults,
+    pub purge: purge::PurgeResults,
+}
+
+impl lab::results::Results for EdgeResults {
+    const FILE: &'static str = "edge.json";
+}
+
+/// Experiments 2–6 in order, each printing its outcome as it ends.
+pub async fn run(plan: &Plan) -> anyhow::Result<EdgeResults> {
+    let t0 = Instant::now();
+    let fx = fixture::Fixture::new(plan.collapse_clients as u32 + 10).await?;
+    let step = |n: &str| println!("\n{n} ({:.1} s)", t0.elapsed().as_secs_f64());
+    step("experiment 2: request collapsing (proxy_cache_lock)");
+    let collapse = collapse::run(&fx, plan).await?;
+    step("experiment 3: stale-if-error (the origin answers 500, then is killed)");
+    let stale = stale::run(&fx, plan).await?;
+    step("experiment 4: stale-while-revalidate under load");
+    let swr = swr::run(&fx, plan).await?;
+    step("experiment 5: revalidation of a 1 MiB body");
+    let revalidate = revalidate::run(&fx, plan).await?;
+    step("experiment 6: versioned URL and purge");
+    let purge = purge::run(&fx).await?;
+    Ok(EdgeResults {
+        plan: plan.clone(),
+        wall_s: t0.elapsed().as_secs_f64(),
+        nginx: nginx_version(),
+        collapse,
+        stale,
+        swr,
+        revalidate,
+        purge,
+    })
+}
+
+/// `nginx -v`'s line, for the record.
+fn nginx_version() -> String {
+    lab::edge::binary()
+        .ok()
+        .and_then(|b| std::process::Command::new(b).arg("-v").output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `just lesson-6`: every experiment, short (`--long`: the book's), with
+/// each one's outcome printed, then the findings.
+pub async fn demo(args: &crate::cli::Args) -> anyhow::Result<()> {
+    use lab::results::Results;
+    let t0 = Instant::now();
+    let plan = if args.long {
+        Plan::long()
+    } else {
+        Plan::short()
+    };
+    println!(
+        "Lesson 6: a real edge (nginx) in front of an origin, {} run",
+        if args.long {
+            "the book's (long)"
+        } else {
+            "a short"
+        }
+    );
+    println!("\nexperiment 1: edge HIT vs origin vs nginx static (wrk)");
+    match load::run(&load::LoadOptions { quick: !args.long }).await {
+        Ok(r) => println!("{}", r.table_md()),
+        // The others do not depend on it: say so and go on.
+        Err(e) => println!("experiment 1: {e:#}"),
+    }
+    let results = run(&plan).await?;
+    println!("\n{}", results.findings());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("Failed to write {}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if args.long {
+        println!("wrote {}", results.write()?.display());
+    }
+    println!("\nwall time: {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
 }

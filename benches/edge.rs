@@ -1,0 +1,43 @@
+//! Lesson 6's edge experiments 2–6 (collapsing, stale-if-error,
+//! stale-while-revalidate, revalidation, purge) as a bench target, so `cargo
+//! bench` reproduces the edge chapter's tables along with everything else.
+//!
+//! Like the outage bench, it is not a criterion bench: what it measures is
+//! behaviour over seconds (origin request counts, cache statuses over time,
+//! the latencies of answers while an entry refreshes), not one operation's
+//! time. It writes `target/lab-experiments/edge.json`, where `just report`
+//! reads it. `LAB_QUICK=1` runs `just lesson-6`'s short version (about 30 s
+//! instead of about a minute and a half).
+
+use lab::results::Results;
+use lesson_06_http_edge::experiment::{Plan, run};
+
+fn main() {
+    // `cargo bench <filter>` passes the filter on to every bench target;
+    // like criterion, run only when it matches (or there is none).
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "edge".contains(f.as_str())) {
+        return;
+    }
+    let plan = if benches::quick() {
+        Plan::short()
+    } else {
+        Plan::long()
+    };
+    let rt = benches::runtime();
+    println!("edge: lesson 6's experiments 2–6 against a private nginx");
+    let results = match rt.block_on(run(&plan)) {
+        Ok(r) => r,
+        Err(e) => panic!("the edge experiments failed: {e:#}"),
+    };
+    let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
+    println!(
+        "\n{}\n{}\nwrote {}",
+        results.table_md(),
+        results.findings(),
+        path.display()
+    );
+}
