@@ -364,9 +364,10 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
     Ok(run)
 }
 
-/// The versions of the server binaries the harness spawns from.
+/// The versions of the server binaries the harness spawns from, and of
+/// lesson 6's edge and load generator.
 fn server_versions() -> Vec<(String, String)> {
-    Kind::ALL
+    let mut versions: Vec<(String, String)> = Kind::ALL
         .iter()
         .filter_map(|&kind| {
             let bins = Binaries::find(kind, &SpawnOptions::default()).ok()?;
@@ -376,7 +377,24 @@ fn server_versions() -> Vec<(String, String)> {
                 stamp::first_line(&path, &["--version"]),
             ))
         })
-        .collect()
+        .collect();
+    // Both print their version on stderr, which `first_line` does not read.
+    let stderr_first = |cmd: &str, arg: &str| {
+        Command::new(cmd).arg(arg).output().ok().and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned()
+                + &String::from_utf8_lossy(&o.stdout);
+            text.lines().next().map(|l| l.trim().to_string())
+        })
+    };
+    if let Ok(nginx) = lab::edge::binary()
+        && let Some(v) = stderr_first(&nginx.display().to_string(), "-v")
+    {
+        versions.push(("nginx".into(), v));
+    }
+    if let Some(v) = stderr_first("wrk", "-v") {
+        versions.push(("wrk".into(), v));
+    }
+    versions
 }
 
 fn workspace_root() -> PathBuf {
