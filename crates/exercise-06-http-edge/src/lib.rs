@@ -156,7 +156,11 @@ async fn user_body(
     let if_none_match = headers
         .typed_try_get::<IfNoneMatch>()
         .map_err(|_| ApiError::BadRequest("invalid If-None-Match header".into()))?;
-    let user = db_call(state.db_timeout, fetch_user(&state.pool, id, Duration::ZERO)).await?;
+    let user = db_call(
+        state.db_timeout,
+        fetch_user(&state.pool, id, Duration::ZERO),
+    )
+    .await?;
     let Some(user) = user else {
         // As the lesson's origin: an unknown id is cached briefly, so a
         // scraper walking ids cannot make every miss an origin request.

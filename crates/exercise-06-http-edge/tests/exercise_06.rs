@@ -164,7 +164,8 @@ async fn a_user_says_how_long_browsers_and_the_edge_may_keep_it() {
                 "`Cache-Control: {cc}` lacks `{name}={want}` (from `{field}`). {}",
                 match name {
                     "max-age" => "It is how long a browser keeps the page without asking.",
-                    "s-maxage" => "It is how long the edge keeps it (shared caches read it instead of max-age).",
+                    "s-maxage" =>
+                        "It is how long the edge keeps it (shared caches read it instead of max-age).",
                     "stale-while-revalidate" => {
                         "It lets the edge answer an expired copy at once while it refreshes it."
                     }
@@ -254,11 +255,7 @@ async fn a_matching_if_none_match_is_a_304_without_a_body() {
          200 (the client's copy is not this one), not {}",
         other.status
     );
-    assert_eq!(
-        other.json()["id"],
-        5,
-        "that 200 should carry user 5's JSON"
-    );
+    assert_eq!(other.json()["id"], 5, "that 200 should carry user 5's JSON");
 }
 
 #[tokio::test]
@@ -353,10 +350,8 @@ async fn edge(test: &str, lifetimes: Lifetimes, use_stale: UseStale) -> Edge {
     lab::edge::require_spawn(test);
     let db = db().await;
     let calls = Arc::new(AtomicU64::new(0));
-    let app = router(db.state(lifetimes)).layer(axum::middleware::from_fn_with_state(
-        calls.clone(),
-        count,
-    ));
+    let app = router(db.state(lifetimes))
+        .layer(axum::middleware::from_fn_with_state(calls.clone(), count));
     let origin = lab::http::spawn_server(app, 0)
         .await
         .expect("the tests could not start your origin (not your code)");
@@ -518,7 +513,9 @@ async fn with_the_origin_down_the_edge_serves_stale_because_your_header_says_so(
         after.cache
     );
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&after.body).ok().map(|u| u["id"].clone()),
+        serde_json::from_str::<serde_json::Value>(&after.body)
+            .ok()
+            .map(|u| u["id"].clone()),
         Some(5.into()),
         "the stale answer should be user 5's page: {}",
         after.body
