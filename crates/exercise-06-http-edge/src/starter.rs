@@ -32,10 +32,14 @@ pub fn cacheable(
     // TODO 2: a strong ETag from the body: `let etag = etag_of(&body);`, then
     //         `headers.typed_insert(etag.clone())`.
     // TODO 3: the client already has this body when its `If-None-Match` names
-    //         `etag`. Read the docs of `IfNoneMatch::precondition_passes` to
-    //         find which answer means that. Then answer 304 with NO body, and
-    //         with the same ETag and Cache-Control a 200 would carry:
+    //         `etag`. `inm.precondition_passes(&etag)` (its docs say little)
+    //         answers RFC 9110's question for that header: "none of the tags
+    //         the client sent is this one: may the GET go on as usual?".
+    //         Decide which answer means the client holds these bytes. Then
+    //         answer 304 with NO body, and with the same ETag and
+    //         Cache-Control a 200 would carry:
     //         `(StatusCode::NOT_MODIFIED, headers).into_response()`.
+    //         (`if_none_match` is `None` when the request has no such header.)
     // TODO 4: otherwise the 200 with the body, its Content-Type, and the same
     //         headers: `(headers, body).into_response()`.
     let _ = (lifetimes, if_none_match);
