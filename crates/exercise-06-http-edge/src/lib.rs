@@ -21,10 +21,11 @@
 //!
 //! The tests read your headers through the router, then put a real nginx
 //! (the lesson's edge, spawned privately) in front of your origin: the
-//! second request must be the edge's `HIT` with the origin asked once, and
-//! with your origin stopped and the copy expired the edge must answer
-//! `STALE` because *your header* allowed it (the edge's own
-//! `proxy_cache_use_stale` is off in that test). It needs nginx:
+//! second request must be the edge's `HIT` with the origin asked once; an
+//! expired copy must be `REVALIDATED` by your 304; and with your origin
+//! stopped and the copy expired the edge must answer `STALE` because *your
+//! header* allowed it (the edge's own `proxy_cache_use_stale` is off in
+//! those tests). It needs nginx:
 //! `.ci/install-nginx` as root on Debian, `brew install nginx` on macOS.
 //!
 //! ## What is yours and what is given, and why

@@ -323,17 +323,28 @@ async fn bad_ids_are_400_and_unknown_ids_404_never_cached_long() {
 
 // ---- Through a real edge -------------------------------------------------
 
-/// Counts the requests that reach the origin: the edge's misses.
-async fn count(State(calls): State<Arc<AtomicU64>>, req: Request, next: Next) -> Response {
-    calls.fetch_add(1, Ordering::SeqCst);
-    next.run(req).await
+/// The requests that reached the origin (the edge's misses and
+/// revalidations), and how many of them your origin answered 304.
+#[derive(Debug, Default)]
+struct Counts {
+    calls: AtomicU64,
+    not_modified: AtomicU64,
+}
+
+async fn count(State(counts): State<Arc<Counts>>, req: Request, next: Next) -> Response {
+    counts.calls.fetch_add(1, Ordering::SeqCst);
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::NOT_MODIFIED {
+        counts.not_modified.fetch_add(1, Ordering::SeqCst);
+    }
+    resp
 }
 
 /// Your origin on a loopback port, a private nginx in front of it.
 struct Edge {
     nginx: Nginx,
     origin: Option<Running>,
-    calls: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     client: reqwest::Client,
     _db: Db,
 }
@@ -349,9 +360,9 @@ struct EdgeReply {
 async fn edge(test: &str, lifetimes: Lifetimes, use_stale: UseStale) -> Edge {
     lab::edge::require_spawn(test);
     let db = db().await;
-    let calls = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Counts::default());
     let app = router(db.state(lifetimes))
-        .layer(axum::middleware::from_fn_with_state(calls.clone(), count));
+        .layer(axum::middleware::from_fn_with_state(counts.clone(), count));
     let origin = lab::http::spawn_server(app, 0)
         .await
         .expect("the tests could not start your origin (not your code)");
@@ -368,7 +379,7 @@ async fn edge(test: &str, lifetimes: Lifetimes, use_stale: UseStale) -> Edge {
     Edge {
         nginx,
         origin: Some(origin),
-        calls,
+        counts,
         client,
         _db: db,
     }
@@ -404,7 +415,36 @@ impl Edge {
     }
 
     fn origin_calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
+        self.counts.calls.load(Ordering::SeqCst)
+    }
+
+    fn origin_304s(&self) -> u64 {
+        self.counts.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// Asks until the edge's copy is past its `s-maxage` (waiting, not
+    /// asserting: a busy machine only makes it take longer).
+    async fn get_after_expiry(&self, path: &str) -> EdgeReply {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = self.get(path, None).await;
+            assert_ne!(
+                r.cache,
+                "MISS",
+                "the edge had no copy of {path} left to serve or revalidate (`X-Cache-Status: \
+                 MISS`) after {} request(s) reached the origin: your response is not cacheable \
+                 by a shared cache. Is `s-maxage` or `public` missing, or does it say `private`?",
+                self.origin_calls()
+            );
+            if r.cache != "HIT" {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "15 s after your response's s-maxage=1, the edge still calls its copy fresh"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -478,31 +518,16 @@ async fn with_the_origin_down_the_edge_serves_stale_because_your_header_says_so(
          in a second; your `Cache-Control` is {:?} (write `s-maxage` from `lifetimes.edge`)",
         first.cache_control
     );
-    let second = e.get("/users/5", None).await;
-    assert_eq!(
-        (e.origin_calls(), second.cache.as_str()),
-        (1, "HIT"),
-        "the edge asked the origin twice for user 5: your response is not cacheable by a shared \
-         cache. Is `s-maxage` or `public` missing, or does it say `private`?"
-    );
+    // No "then a HIT" check here: with s-maxage=1 a slow machine could
+    // let the copy expire before the second request. The test above
+    // proves the HIT; this one only needs a copy, which `MISS` below
+    // would say is missing.
 
     // The origin goes away: a crash, a bad deploy.
     if let Some(origin) = e.origin.take() {
         origin.shutdown().await.expect("stop the origin");
     }
-    // Wait (not assert) until the edge's copy is past its s-maxage=1.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let after = loop {
-        let r = e.get("/users/5", None).await;
-        if r.cache != "HIT" || Instant::now() > deadline {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_ne!(
-        after.cache, "HIT",
-        "15 s after your response's s-maxage=1, the edge still calls it fresh"
-    );
+    let after = e.get_after_expiry("/users/5").await;
     assert_eq!(
         (after.status, after.cache.as_str()),
         (200, "STALE"),
@@ -519,5 +544,53 @@ async fn with_the_origin_down_the_edge_serves_stale_because_your_header_says_so(
         Some(5.into()),
         "the stale answer should be user 5's page: {}",
         after.body
+    );
+}
+
+#[tokio::test]
+async fn the_edge_revalidates_an_expired_copy_with_your_etag() {
+    let test = "the_edge_revalidates_an_expired_copy_with_your_etag";
+    // Fresh for 1 s, no stale windows, and the edge follows your headers
+    // only: an expired copy makes the edge ask your origin at once, with
+    // `If-None-Match` (its `proxy_cache_revalidate` is on).
+    let lifetimes = Lifetimes {
+        browser: Duration::from_secs(1),
+        edge: Duration::from_secs(1),
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
+    };
+    let e = edge(test, lifetimes, UseStale::OriginHeaders).await;
+    let first = e.get("/users/5", None).await;
+    assert_eq!(
+        (first.status, first.cache.as_str()),
+        (200, "MISS"),
+        "GET /users/5 through the edge: {}",
+        first.body
+    );
+    assert!(
+        !first.etag.is_empty(),
+        "the edge passed on no `ETag` from your origin, so it has nothing to revalidate with: \
+         `headers.typed_insert(etag_of(&body))`"
+    );
+    // No "then a HIT" check here: with s-maxage=1 a slow machine could
+    // let the copy expire before the second request. The test above
+    // proves the HIT; this one only needs a copy, which `MISS` below
+    // would say is missing.
+
+    let after = e.get_after_expiry("/users/5").await;
+    assert_eq!(
+        (after.status, after.cache.as_str(), e.origin_304s()),
+        (200, "REVALIDATED", 1),
+        "the edge's copy of user 5 expired, and the edge asked your origin again with \
+         `If-None-Match: {}`. User 5 has not changed, so the answer should be your 304, which \
+         costs no body, and the edge serves its copy (`X-Cache-Status: REVALIDATED`); it said {} \
+         ({} answered 304)",
+        first.etag,
+        after.cache,
+        e.origin_304s()
+    );
+    assert_eq!(
+        after.body, first.body,
+        "after a 304 the edge serves the copy it had"
     );
 }
