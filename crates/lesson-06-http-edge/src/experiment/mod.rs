@@ -4,3 +4,5 @@
 pub async fn demo(_args: &crate::cli::Args) -> anyhow::Result<()> {
     anyhow::bail!("not yet")
 }
+
+pub mod load;
