@@ -24,7 +24,7 @@
 //! - [`groups`]: the criterion groups the book shows, row by row.
 //! - [`criterion`]: reading criterion's saved estimates.
 //! - [`render`]: a group's Markdown table and SVG chart.
-//! - [`lesson_03`], [`lesson_04`], [`lesson_05`]: each lesson's experiment
+//! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06_load`]: each lesson's experiment
 //!   results (read with `lab::results::Results::read`) → its tables and charts.
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
 //! - [`stamp`]: the machine, versions and placement a run was made with.
@@ -35,6 +35,7 @@ mod groups;
 mod lesson_03;
 mod lesson_04;
 mod lesson_05;
+mod lesson_06_load;
 mod render;
 mod stamp;
 
@@ -53,6 +54,7 @@ use lesson_04_indexing::experiment::{
     IndexPlansMariadbResults, IndexPlansResults, IndexSizesResults,
 };
 use lesson_05_buffer_tuning::experiments::BuffersResults;
+use lesson_06_http_edge::experiment::load::LoadResults;
 
 use crate::groups::GROUPS;
 use crate::stamp::RunInfo;
@@ -162,6 +164,16 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\nLesson 5: what the servers reported\n{}",
         buffers.shared_buffers_md(false)
+    );
+    let edge_load = LoadResults::read()?;
+    std::fs::write(
+        out.join("edge_load.md"),
+        lesson_06_load::table_md(&edge_load, run.quick),
+    )?;
+    lesson_06_load::chart_svg(&edge_load, &out.join("edge_load.svg"), run.quick)?;
+    println!(
+        "\nLesson 6: edge HIT vs origin vs static (wrk)\n{}",
+        edge_load.table_md()
     );
     // A --reuse of a run from before `just chaos` existed keeps the
     // committed chaos.md.
@@ -333,6 +345,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         IndexPlansResults::path(),
         IndexPlansMariadbResults::path(),
         BuffersResults::path(),
+        LoadResults::path(),
         ChaosResults::path(),
     ] {
         let written = std::fs::metadata(&path)
