@@ -37,21 +37,42 @@ async fn wrk_against_a_static_nginx_reports_requests_and_no_errors() {
     let nginx = config.spawn(None).await.expect("nginx starts");
     let script = Script::write().expect("the Lua script");
     let url = format!("{}/static/hello.json", nginx.base_url());
-    let run = wrk::run(&bin, &script, &url, Shape::LATENCY, Duration::from_secs(1), None)
-        .await
-        .expect("wrk runs and reports");
+    let run = wrk::run(
+        &bin,
+        &script,
+        &url,
+        Shape::LATENCY,
+        Duration::from_secs(1),
+        None,
+    )
+    .await
+    .expect("wrk runs and reports");
     let s = run.summary;
     assert!(s.requests > 0, "wrk sent no request: {s:?}");
     assert_eq!(s.errors(), 0, "every request answered 200: {s:?}");
-    assert!(s.p50_us > 0.0 && s.p50_us <= s.max_us, "percentiles in order: {s:?}");
+    assert!(
+        s.p50_us > 0.0 && s.p50_us <= s.max_us,
+        "percentiles in order: {s:?}"
+    );
     // A missing file is a 404, which wrk counts as a status error: the
     // check the experiment relies on can fail.
     let missing = format!("{}/static/missing.json", nginx.base_url());
-    let run = wrk::run(&bin, &script, &missing, Shape::LATENCY, Duration::from_secs(1), None)
-        .await
-        .expect("wrk runs and reports");
+    let run = wrk::run(
+        &bin,
+        &script,
+        &missing,
+        Shape::LATENCY,
+        Duration::from_secs(1),
+        None,
+    )
+    .await
+    .expect("wrk runs and reports");
     assert!(run.summary.requests > 0);
-    assert_eq!(run.summary.status_errors, run.summary.requests, "{:?}", run.summary);
+    assert_eq!(
+        run.summary.status_errors, run.summary.requests,
+        "{:?}",
+        run.summary
+    );
     drop(nginx);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -46,10 +46,22 @@ pub fn chart_svg(r: &LoadResults, path: &Path, quick: bool) -> anyhow::Result<()
         let (left, right) = root.split_horizontally(450);
         let blue = RGBColor(0x3b, 0x6e, 0xa5);
         let orange = RGBColor(0xc0, 0x6c, 0x2b);
-        panel(&left, &names, &rps, "requests per second (higher is better)", blue)
-            .map_err(|e| e.to_string())?;
-        panel(&right, &names, &cpu, "server CPU µs per request (lower is better)", orange)
-            .map_err(|e| e.to_string())?;
+        panel(
+            &left,
+            &names,
+            &rps,
+            "requests per second (higher is better)",
+            blue,
+        )
+        .map_err(|e| e.to_string())?;
+        panel(
+            &right,
+            &names,
+            &cpu,
+            "server CPU µs per request (lower is better)",
+            orange,
+        )
+        .map_err(|e| e.to_string())?;
         root.present()?;
         Ok(())
     };
@@ -70,7 +82,10 @@ fn panel(
         .x_label_area_size(36)
         .y_label_area_size(64)
         // `0..n-1` segmented gives exactly n bars (0..n would add an empty one).
-        .build_cartesian_2d((0..names.len().saturating_sub(1)).into_segmented(), 0.0..max)?;
+        .build_cartesian_2d(
+            (0..names.len().saturating_sub(1)).into_segmented(),
+            0.0..max,
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -86,7 +101,12 @@ fn panel(
         Histogram::vertical(&chart)
             .style(colour.filled())
             .margin(24)
-            .data(values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i, v)))),
+            .data(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| (i, v))),
+            ),
     )?;
     Ok(())
 }
@@ -134,7 +154,10 @@ mod tests {
         }
         let md = table_md(&results(), true);
         assert!(md.contains(QUICK_MARKER), "{md}");
-        assert!(md.contains("edge HIT / nginx static: throughput 0.75×"), "{md}");
+        assert!(
+            md.contains("edge HIT / nginx static: throughput 0.75×"),
+            "{md}"
+        );
         assert!(!table_md(&results(), false).contains(QUICK_MARKER));
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! The article says a CDN answers a cached response "without touching the
 //! origin". How much is that worth, on the same machine? Three targets on
-//! loopback, each asked for the same ~70-byte user JSON:
+//! loopback, each asked for the same user JSON (about 55 bytes):
 //!
 //! - **edge HIT**: nginx's `proxy_cache` (the lesson's [`EdgeConfig`])
 //!   serving a warmed `/users/42`: the origin is not asked at all;
@@ -181,7 +181,10 @@ impl LoadResults {
     /// `a`'s CPU time per request (32 connections) over `b`'s.
     pub fn cpu_ratio(&self, a: Target, b: Target) -> Option<f64> {
         let (a, b) = (self.get(a)?, self.get(b)?);
-        ratio(a.throughput.cpu_us_per_request?, b.throughput.cpu_us_per_request?)
+        ratio(
+            a.throughput.cpu_us_per_request?,
+            b.throughput.cpu_us_per_request?,
+        )
     }
 
     /// `a`'s median latency (1 connection) over `b`'s.
@@ -292,9 +295,14 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     let edge_origin = lab::http::spawn_server(router, 0).await?;
 
     // Lesson 2's origin, on a pinned thread of its own.
-    let redis_origin =
-        pinned::PinnedOrigin::start(pg.url(), schema.name(), redis.url(), prefix.prefix(), server_cpus.clone())
-            .await?;
+    let redis_origin = pinned::PinnedOrigin::start(
+        pg.url(),
+        schema.name(),
+        redis.url(),
+        prefix.prefix(),
+        server_cpus.clone(),
+    )
+    .await?;
 
     // nginx: the edge in front of lesson 6's origin, and /static/ beside it.
     let static_dir = StaticDir::create()?;
@@ -323,7 +331,13 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     let static_body = probe(&http, &static_url, None).await?;
 
     let targets = [
-        (Target::EdgeHit, &edge_path, &edge_url, body.len(), Cpu::Process(worker)),
+        (
+            Target::EdgeHit,
+            &edge_path,
+            &edge_url,
+            body.len(),
+            Cpu::Process(worker),
+        ),
         (
             Target::OriginRedisHit,
             &edge_path,
@@ -346,14 +360,30 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     // measure: all latencies first, then all throughputs, so the three
     // targets of one shape are measured minutes apart at most.
     for (_, _, url, _, _) in &targets {
-        wrk::run(&wrk_bin, &script, url, Shape::THROUGHPUT, warmup, client_cpus.as_deref()).await?;
+        wrk::run(
+            &wrk_bin,
+            &script,
+            url,
+            Shape::THROUGHPUT,
+            warmup,
+            client_cpus.as_deref(),
+        )
+        .await?;
     }
     let mut measured: Vec<[Option<Measurement>; 2]> = vec![[None, None]; targets.len()];
     for (s, shape) in [Shape::LATENCY, Shape::THROUGHPUT].into_iter().enumerate() {
         for (i, (target, _, url, _, cpu)) in targets.iter().enumerate() {
             tracing::info!(?target, ?shape, "measuring");
             let before = cpu.read();
-            let run = wrk::run(&wrk_bin, &script, url, shape, measure, client_cpus.as_deref()).await?;
+            let run = wrk::run(
+                &wrk_bin,
+                &script,
+                url,
+                shape,
+                measure,
+                client_cpus.as_deref(),
+            )
+            .await?;
             let after = cpu.read();
             wrk_allowed = run.cpus_allowed;
             if run.summary.status_errors > 0 || run.summary.requests == 0 {
@@ -426,9 +456,11 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
 /// here it is where wrk goes).
 fn client_cpus() -> anyhow::Result<Option<Vec<usize>>> {
     match std::env::var(lab::pin::CLIENT_ENV) {
-        Ok(v) if !v.trim().is_empty() => Ok(Some(
-            lab::pin::parse_cpus(&v).with_context(|| format!("{}={v:?}", lab::pin::CLIENT_ENV))?,
-        )),
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(Some(lab::pin::parse_cpus(&v).with_context(|| {
+                format!("{}={v:?}", lab::pin::CLIENT_ENV)
+            })?))
+        }
         _ => Ok(None),
     }
 }
@@ -499,16 +531,25 @@ fn parse_stat(s: &str) -> Option<Stat> {
     })
 }
 
-/// The one worker of the nginx whose master is `master`.
+/// The one worker process of the nginx whose master is `master`.
 fn nginx_worker(master: u32) -> anyhow::Result<u32> {
     let mut workers = Vec::new();
     for entry in std::fs::read_dir("/proc").context("Failed to list /proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if parse_stat(&stat).is_some_and(|s| s.ppid == master) {
+        // The master's children are the worker and, with a proxy_cache,
+        // the cache manager and loader; the title says which is which.
+        let title = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if parse_stat(&stat).is_some_and(|s| s.ppid == master)
+            && String::from_utf8_lossy(&title).contains("worker process")
+        {
             workers.push(pid);
         }
     }
@@ -537,9 +578,9 @@ fn wrk_version(bin: &Path) -> String {
         .and_then(|o| {
             let text = String::from_utf8_lossy(&o.stdout).into_owned()
                 + &String::from_utf8_lossy(&o.stderr);
-            text.lines().next().map(|l| {
-                l.split(" Copyright").next().unwrap_or(l).trim().to_string()
-            })
+            text.lines()
+                .next()
+                .map(|l| l.split(" Copyright").next().unwrap_or(l).trim().to_string())
         })
         .unwrap_or_else(|| "wrk".into())
 }
@@ -570,7 +611,8 @@ impl StaticDir {
     fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.0.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("Failed to write {}", path.display()))?;
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("Failed to write {}", path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
         Ok(())
     }
@@ -617,8 +659,11 @@ mod pinned {
             key_prefix: &str,
             cpus: Option<Vec<usize>>,
         ) -> anyhow::Result<PinnedOrigin> {
-            let (pg_url, schema, redis_url) =
-                (pg_url.to_string(), schema.to_string(), redis_url.to_string());
+            let (pg_url, schema, redis_url) = (
+                pg_url.to_string(),
+                schema.to_string(),
+                redis_url.to_string(),
+            );
             let settings = lesson_02_cache_aside::Settings {
                 // Longer than the run: every measured request is a HIT.
                 ttl: Duration::from_secs(3600),
@@ -756,8 +801,8 @@ mod tests {
     #[test]
     fn this_threads_stat_parses() {
         let me = std::fs::read_link("/proc/thread-self").expect("a Linux /proc");
-        let stat = std::fs::read_to_string(Path::new("/proc").join(me).join("stat"))
-            .expect("readable");
+        let stat =
+            std::fs::read_to_string(Path::new("/proc").join(me).join("stat")).expect("readable");
         let s = parse_stat(&stat).expect("parses");
         assert_eq!(s.ppid, std::os::unix::process::parent_id());
     }
@@ -809,8 +854,14 @@ mod tests {
         assert_eq!(r.cpu_ratio(e, o), Some(0.25));
         assert_eq!(r.latency_ratio(e, o), Some(0.5));
         let md = r.table_md();
-        assert!(md.contains("edge HIT / nginx static: throughput 0.75×"), "{md}");
-        assert!(md.contains("edge HIT / origin Redis HIT: throughput 3.00×"), "{md}");
+        assert!(
+            md.contains("edge HIT / nginx static: throughput 0.75×"),
+            "{md}"
+        );
+        assert!(
+            md.contains("edge HIT / origin Redis HIT: throughput 3.00×"),
+            "{md}"
+        );
         assert!(md.contains("| 30000 |"), "{md}");
         assert!(md.contains("unpinned"), "{md}");
     }

@@ -110,7 +110,8 @@ pub fn parse_output(stdout: &str) -> anyhow::Result<WrkSummary> {
         .with_context(|| {
             format!("wrk printed no {MARKER:?} line (did the Lua script run?):\n{stdout}")
         })?;
-    serde_json::from_str(line).with_context(|| format!("wrk's summary is not what we print: {line}"))
+    serde_json::from_str(line)
+        .with_context(|| format!("wrk's summary is not what we print: {line}"))
 }
 
 /// How hard to push: connections and wrk threads.
@@ -268,7 +269,9 @@ fn run_blocking(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().context("Failed to read wrk's output")?;
+    let out = child
+        .wait_with_output()
+        .context("Failed to read wrk's output")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!(
