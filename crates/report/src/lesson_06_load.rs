@@ -94,6 +94,7 @@ fn panel(
             SegmentValue::CenterOf(i) => names.get(*i).map(|s| s.to_string()).unwrap_or_default(),
             _ => String::new(),
         })
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .y_desc(desc)
         .label_style(("sans-serif", 13))
         .draw()?;

@@ -422,7 +422,7 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
         wrk_allowed,
         nginx_worker_allowed: wrk::cpus_allowed(&format!("/proc/{worker}/status")),
         origin_thread_allowed: redis_origin.cpus_allowed(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores: online_cpus(),
     };
     let results = LoadResults {
         quick: opts.quick,
@@ -557,6 +557,18 @@ fn nginx_worker(master: u32) -> anyhow::Result<u32> {
         [one] => Ok(*one),
         other => bail!("expected one nginx worker under pid {master}, found {other:?}"),
     }
+}
+
+/// The machine's CPUs. Not `available_parallelism`: that counts the CPUs
+/// this (possibly pinned) process may use.
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| lab::pin::parse_cpus(s.trim()).ok())
+        .map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |cpus| cpus.len(),
+        )
 }
 
 /// Clock ticks per second (the unit of utime and stime): `getconf
