@@ -103,6 +103,15 @@ pub struct Measurement {
     pub cpu_us_per_request: Option<f64>,
 }
 
+impl Measurement {
+    /// The share of one core the server was busy: under 100% at 32
+    /// connections means something else (the load generator on its one
+    /// core, or the Redis behind the origin) set the pace, not the server.
+    pub fn server_busy(&self) -> Option<f64> {
+        Some(self.cpu_us_per_request? * self.wrk.rps() / 1e6)
+    }
+}
+
 /// One target's two measurements.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TargetResult {
@@ -235,6 +244,23 @@ impl LoadResults {
             x(self.cpu_ratio(e, o)),
             x(self.latency_ratio(e, o)),
         );
+        let busy: Vec<String> = self
+            .targets
+            .iter()
+            .map(|r| {
+                let b = r.throughput.server_busy();
+                format!(
+                    "{} {}",
+                    r.target.label(),
+                    b.map_or("n/a".into(), |b| format!("{:.0}%", b * 100.0))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "- Server busy at 32 connections (CPU time / wall time): {}. Under 100%, the server was not what set the pace.",
+            busy.join(", ")
+        );
         let _ = writeln!(
             md,
             "- Requests that reached the edge's origin: {} (the fill); database queries behind lesson 2: {} (the warming miss).",
@@ -309,7 +335,6 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     let mut config = EdgeConfig::new(edge_origin.addr);
     config.static_root = Some(static_dir.path().to_path_buf());
     let nginx = config.spawn(None).await?;
-    let worker = nginx_worker(nginx.pid().context("nginx is not running")?)?;
 
     // Probes: fill the edge, warm Redis, write the static file, and check
     // each answers 200 from where it should.
@@ -329,6 +354,9 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     // file's cost differs only in how nginx finds it.
     static_dir.write(STATIC_FILE, &body)?;
     let static_body = probe(&http, &static_url, None).await?;
+    // After the probes: nginx listens (the master's socket) a moment
+    // before it has forked its worker.
+    let worker = nginx_worker(nginx.pid().context("nginx is not running")?).await?;
 
     let targets = [
         (
@@ -531,8 +559,23 @@ fn parse_stat(s: &str) -> Option<Stat> {
     })
 }
 
-/// The one worker process of the nginx whose master is `master`.
-fn nginx_worker(master: u32) -> anyhow::Result<u32> {
+/// The one worker process of the nginx whose master is `master`, waiting
+/// up to a few seconds for it to appear.
+async fn nginx_worker(master: u32) -> anyhow::Result<u32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match nginx_workers(master)?.as_slice() {
+            [one] => return Ok(*one),
+            other if std::time::Instant::now() > deadline => {
+                bail!("expected one nginx worker under pid {master}, found {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The worker processes of the nginx whose master is `master`.
+fn nginx_workers(master: u32) -> anyhow::Result<Vec<u32>> {
     let mut workers = Vec::new();
     for entry in std::fs::read_dir("/proc").context("Failed to list /proc")? {
         let Ok(entry) = entry else { continue };
@@ -553,10 +596,7 @@ fn nginx_worker(master: u32) -> anyhow::Result<u32> {
             workers.push(pid);
         }
     }
-    match workers.as_slice() {
-        [one] => Ok(*one),
-        other => bail!("expected one nginx worker under pid {master}, found {other:?}"),
-    }
+    Ok(workers)
 }
 
 /// The machine's CPUs. Not `available_parallelism`: that counts the CPUs
