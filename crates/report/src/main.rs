@@ -24,8 +24,9 @@
 //! - [`groups`]: the criterion groups the book shows, row by row.
 //! - [`criterion`]: reading criterion's saved estimates.
 //! - [`render`]: a group's Markdown table and SVG chart.
-//! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06`]: each lesson's experiment
-//!   results (read with `lab::results::Results::read`) → its tables and charts.
+//! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06`],
+//!   [`lesson_06_load`]: each lesson's experiment results (read with
+//!   `lab::results::Results::read`) → its tables and charts.
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
 //! - [`stamp`]: the machine, versions and placement a run was made with.
 
@@ -36,6 +37,7 @@ mod lesson_03;
 mod lesson_04;
 mod lesson_05;
 mod lesson_06;
+mod lesson_06_load;
 mod render;
 mod stamp;
 
@@ -55,6 +57,7 @@ use lesson_04_indexing::experiment::{
 };
 use lesson_05_buffer_tuning::experiments::BuffersResults;
 use lesson_06_http_edge::experiment::EdgeResults;
+use lesson_06_http_edge::experiment::load::LoadResults;
 
 use crate::groups::GROUPS;
 use crate::stamp::RunInfo;
@@ -181,6 +184,21 @@ fn main() -> anyhow::Result<()> {
         Err(e) if args.reuse => eprintln!("report: the edge_*.md files left as they are: {e:#}"),
         Err(e) => return Err(e),
     }
+    match LoadResults::read() {
+        Ok(edge_load) => {
+            std::fs::write(
+                out.join("edge_load.md"),
+                lesson_06_load::table_md(&edge_load, run.quick),
+            )?;
+            lesson_06_load::chart_svg(&edge_load, &out.join("edge_load.svg"), run.quick)?;
+            println!(
+                "\nLesson 6: edge HIT vs origin vs static (wrk)\n{}",
+                edge_load.table_md()
+            );
+        }
+        Err(e) if args.reuse => eprintln!("report: edge_load.md left as it is: {e:#}"),
+        Err(e) => return Err(e),
+    }
     // A --reuse of a run from before `just chaos` existed keeps the
     // committed chaos.md.
     match ChaosResults::read() {
@@ -191,9 +209,8 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
     println!(
-        "wrote {} tables, {} charts, outage.csv and stamp.md to {}",
-        GROUPS.len() + 3,
-        GROUPS.len() + 1,
+        "wrote {} bench tables and charts, the experiments' tables and charts, outage.csv and stamp.md to {}",
+        GROUPS.len(),
         out.display()
     );
     if run.quick {
@@ -352,6 +369,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         IndexPlansMariadbResults::path(),
         BuffersResults::path(),
         EdgeResults::path(),
+        LoadResults::path(),
         ChaosResults::path(),
     ] {
         let written = std::fs::metadata(&path)
