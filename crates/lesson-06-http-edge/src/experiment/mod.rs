@@ -170,6 +170,14 @@ pub async fn demo(args: &crate::cli::Args) -> anyhow::Result<()> {
     let load_failed = match load::run(&load::LoadOptions { quick: !args.long }).await {
         Ok(r) => {
             println!("{}", r.table_md());
+            if cfg!(debug_assertions) {
+                // `just lesson-6` is `cargo run`: the origin is unoptimised
+                // Rust here, nginx is not. The book's figures are release.
+                println!(
+                    "  (a debug build: lesson 2's origin runs unoptimised, so its row is slower than it is; \
+                     `just report` measures a release build, and the book shows that)"
+                );
+            }
             None
         }
         // The others do not depend on it: say so, go on, and fail at the end.
