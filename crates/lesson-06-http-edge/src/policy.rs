@@ -60,9 +60,11 @@ impl Lifetimes {
         ))
     }
 
-    /// `CDN-Cache-Control` (RFC 9213): the same for CDNs only. Cloudflare,
-    /// Fastly and Akamai read it and leave `Cache-Control` to browsers and
-    /// other caches; nginx ignores it (the chapter shows it).
+    /// `CDN-Cache-Control` (RFC 9213): the same for CDNs only. A CDN that
+    /// reads it (Cloudflare documents that it does) ignores `Cache-Control`,
+    /// which stays for browsers and other caches; nginx ignores it (a test
+    /// shows it). Why send both: the chapter's "s-maxage implies
+    /// proxy-revalidate".
     pub fn cdn_cache_control(&self) -> HeaderValue {
         header(format!(
             "max-age={}, stale-while-revalidate={}, stale-if-error={}",
