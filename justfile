@@ -86,7 +86,8 @@ serve-6 *args: _nginx
     cargo run -q -p lesson-06-http-edge -- --serve "$@"
 
 # Check your solution to exercise 6 (edit crates/exercise-06-http-edge/src/starter.rs).
-exercise-6: _nginx
+exercise-6:
+    @.ci/install-nginx --nginx-only
     cargo test -q -p exercise-06-http-edge --features starter
 
 # Exercise 6's hint K, one at a time: `just hint-6 1` is gentle, the last is nearly the answer.

@@ -134,6 +134,20 @@ async fn main() -> anyhow::Result<()> {
         // Not a problem for lessons 1–5: only lesson 6 and exercise 6 need it.
         Err(e) => println!("  none: {e:#}"),
     }
+    // wrk drives lesson 6's first experiment (the edge under load).
+    match std::process::Command::new("wrk").arg("-v").output() {
+        Ok(o) => println!(
+            "  wrk: {}",
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("present")
+                .trim()
+        ),
+        Err(_) => {
+            println!("  wrk: not found (lesson 6's experiment 1 needs it: .ci/install-nginx)")
+        }
+    }
     println!();
     println!(
         "LAB_BACKEND={}",
