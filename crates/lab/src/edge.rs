@@ -43,6 +43,8 @@ pub const PURGE_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_cache_purge_modu
 
 /// How long a fresh nginx may take to listen; it usually takes milliseconds.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// One readiness probe's connect; on loopback it takes microseconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long a stop may take before the harness kills nginx.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -161,7 +163,13 @@ impl Nginx {
             .context("Failed to create a temp dir for a private nginx")?;
         let site = Site {
             port: match opts.port {
-                Some(p) => p,
+                Some(p) => {
+                    // A port someone else listens on would fail nginx's own
+                    // bind only after its retries (about 2.5 s), in its
+                    // log; say it at once, with the fix.
+                    port_is_free(p)?;
+                    p
+                }
                 None => free_port()?,
             },
             dir: dir.path().to_path_buf(),
@@ -197,18 +205,20 @@ impl Nginx {
             child: None,
             dir,
         };
-        nginx.check()?;
+        nginx.check().await?;
         nginx.start().await?;
         Ok(nginx)
     }
 
     /// `nginx -t`: nginx's own verdict on the generated config.
-    pub fn check(&self) -> anyhow::Result<()> {
-        let out = self
-            .command()
-            .arg("-t")
-            .stdin(Stdio::null())
-            .output()
+    pub async fn check(&self) -> anyhow::Result<()> {
+        let mut cmd = self.command();
+        cmd.arg("-t").stdin(Stdio::null());
+        // `.output()` blocks until nginx exits: on a blocking thread, so
+        // the runtime's workers (maybe only one, in a test) keep serving.
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .context("nginx -t's thread panicked")?
             .with_context(|| format!("Failed to run {} -t", self.bin.display()))?;
         if !out.status.success() {
             bail!(
@@ -235,7 +245,7 @@ impl Nginx {
     }
 
     /// Starts nginx (again) on the same port and cache, and waits until it
-    /// accepts connections.
+    /// accepts connections (its own: see `is_listening`).
     pub async fn start(&mut self) -> anyhow::Result<()> {
         if self.is_running() {
             return Ok(());
@@ -265,10 +275,7 @@ impl Nginx {
                     self.log_tail()
                 );
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.site.port))
-                .await
-                .is_ok()
-            {
+            if self.is_listening().await {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -280,6 +287,28 @@ impl Nginx {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Ready means *this* nginx listens, not just anyone on the port: the
+    /// pid file holds our child's pid (nginx writes it after it has bound
+    /// its listeners, and a file left by an earlier run holds another pid),
+    /// and a connection succeeds. The connect is bounded: a port whose
+    /// backlog is full would otherwise hold the loop past its deadline.
+    async fn is_listening(&self) -> bool {
+        let Some(pid) = self.pid() else {
+            return false;
+        };
+        let written = std::fs::read_to_string(self.dir.path().join("nginx.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if written != Some(pid) {
+            return false;
+        }
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.site.port));
+        matches!(
+            tokio::time::timeout(CONNECT_TIMEOUT, connect).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Stops nginx (SIGTERM, its fast shutdown). The cache on disk stays,
@@ -400,6 +429,19 @@ pub fn main_conf(
     )
 }
 // ANCHOR_END: main_conf
+
+/// Fails, naming the fix, when something already listens on 127.0.0.1:`port`.
+/// The probe listener closes at once; nginx binds the port next.
+fn port_is_free(port: u16) -> anyhow::Result<()> {
+    const FIX: &str = "set PORT=… (e.g. PORT=3001 just lesson-6 --serve)";
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            bail!("127.0.0.1:{port} is in use: stop what uses it or {FIX}")
+        }
+        Err(e) => bail!("cannot listen on 127.0.0.1:{port} ({e}): {FIX}"),
+    }
+}
 
 /// `nobody nogroup` (or `nobody`) when running as root, else nothing.
 fn worker_user() -> anyhow::Result<Option<String>> {

@@ -72,3 +72,45 @@ async fn a_rejected_config_quotes_nginx() {
     let e = format!("{e:#}");
     assert!(e.contains("unknown directive \"no_such_directive\""), "{e}");
 }
+
+/// A port someone else listens on is an error that says so, not an nginx
+/// that "started" because the other listener answered the readiness probe.
+#[tokio::test]
+async fn a_port_in_use_is_a_clear_error() {
+    if !can_spawn("a_port_in_use_is_a_clear_error") {
+        return;
+    }
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = other.local_addr().expect("its address").port();
+    let opts = EdgeOptions {
+        port: Some(port),
+        ..EdgeOptions::plain()
+    };
+    let e = Nginx::start_new(static_site, opts)
+        .await
+        .expect_err("the port is taken: nginx must not report success");
+    let e = format!("{e:#}");
+    assert!(
+        e.contains(&format!("127.0.0.1:{port} is in use")),
+        "the error names the port: {e}"
+    );
+    assert!(e.contains("PORT="), "the error names the fix: {e}");
+    drop(other);
+
+    // A restart finds its port taken (no probe there: the port was its
+    // own): nginx cannot bind, writes no pid file, and gives up; the other
+    // listener's answer must not count as ready.
+    let mut nginx = Nginx::start_new(static_site, EdgeOptions::plain())
+        .await
+        .expect("nginx starts");
+    nginx.stop().await.expect("stop");
+    let other = std::net::TcpListener::bind(("127.0.0.1", nginx.port())).expect("the freed port");
+    let e = nginx
+        .start()
+        .await
+        .expect_err("another listener is not this nginx");
+    let e = format!("{e:#}");
+    assert!(e.contains("exited"), "nginx's own failure: {e}");
+    assert!(e.contains("Address already in use"), "nginx's log: {e}");
+    drop(other);
+}

@@ -2,8 +2,9 @@
 //! [`EdgeConfig`], spawned privately by `lab::edge`.
 //!
 //! Every experiment is one switch here: the lock on or off, stale served by
-//! nginx's directive (for as long as the entry lives) or only within the
-//! origin's own `stale-if-error` / `stale-while-revalidate` windows.
+//! nginx's directive (with no time limit while the key is asked for) or
+//! only within the origin's own `stale-if-error` /
+//! `stale-while-revalidate` windows.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,14 +16,20 @@ use lab::edge::{EdgeOptions, Nginx, Site};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UseStale {
     /// `proxy_cache_use_stale error timeout updating http_500 …`: whenever
-    /// the origin fails, for as long as the entry is in the cache
-    /// (`inactive`), whatever the origin's `stale-if-error` said.
+    /// the origin fails, whatever the origin's `stale-if-error` said, and
+    /// with no time limit. `inactive` does not bound it: it counts from the
+    /// last *request* for the key, so a key that keeps being asked for
+    /// stays in the cache, and is served stale, for as long as the origin
+    /// is down. Only a key nobody asks for goes.
     Directive,
     /// Only within the windows the origin's `Cache-Control` gives
     /// (`stale-while-revalidate`, `stale-if-error`); then the error passes.
-    /// nginx applies `stale-if-error` to network errors and timeouts only
-    /// (a dead origin), never to a 5xx the origin sends: that 500 passes
-    /// even within the window (since nginx 1.19.3; `tests/edge.rs` shows it).
+    /// This is the mode where staleness has a bound: the origin's
+    /// `stale-if-error`. nginx (since 1.19.3) applies `stale-if-error` to
+    /// connection errors and timeouts only (a dead origin), not to a
+    /// 500/502/503/504 the origin sends, although RFC 5861 §4 counts those
+    /// as errors: nginx departs from the RFC, and that 500 passes even
+    /// within the window (`tests/edge.rs` shows it).
     OriginHeaders,
 }
 
@@ -90,16 +97,10 @@ impl EdgeConfig {
         } else {
             "access_log off;".into()
         };
-        let purge = if self.purge {
-            // The key must be built exactly as proxy_cache_key builds it.
-            "location ~ ^/purge(/.*)$ {\n\
-             \x20           allow 127.0.0.1;\n\
-             \x20           deny all;\n\
-             \x20           proxy_cache_purge edge $1$is_args$args;\n\
-             \x20       }"
-                .to_string()
+        let (purge_map, purge) = if self.purge {
+            (PURGE_MAP, PURGE_LOCATION)
         } else {
-            String::new()
+            ("", "")
         };
         let static_files = self
             .static_root
@@ -120,10 +121,31 @@ impl EdgeConfig {
             .replace("{background_update}", on(self.background_update))
             .replace("{revalidate}", on(self.revalidate))
             .replace("{access_log}", &access_log)
-            .replace("{purge}", &purge)
+            .replace("{purge_map}", purge_map)
+            .replace("{purge}", purge)
             .replace("{static}", &static_files)
     }
 }
+
+/// With `purge`, in the `http` block: the key to purge, cut from the raw
+/// request line. The cache key is `$request_uri` as the client sent it
+/// (`/users/%34%32` stays encoded), so the purge key must be cut from
+/// `$request_uri` too; a `location` capture (`$1`) is the *decoded* path
+/// (`/users/42`), another key, and the purge would miss the entry.
+const PURGE_MAP: &str = r#"map $request_uri $purge_key {
+        ~^/purge(?<purge_path>/.*)$ $purge_path;
+    }"#;
+
+/// With `purge`, in the `server` block: `GET /purge/<path>` deletes the
+/// entry `<path>` (Debian's third-party module). `allow`/`deny` matter once
+/// the listener is not loopback-only: here only local processes reach it
+/// anyway, but on a public address anyone could empty the cache and send
+/// every request to the origin.
+const PURGE_LOCATION: &str = r#"location /purge/ {
+            allow 127.0.0.1;
+            deny all;
+            proxy_cache_purge edge $purge_key;
+        }"#;
 
 /// The template, with `{…}` filled in by [`EdgeConfig::http_block`].
 const EDGE_TEMPLATE: &str = r#"
@@ -131,8 +153,10 @@ const EDGE_TEMPLATE: &str = r#"
     # The cache: files under {cache_dir}, two directory levels so no
     # folder holds millions of files; 10 MB of shared memory for keys
     # (about 80,000 of them); at most 1 GB on disk, least recently used
-    # out first; an entry nobody asked for in 10 minutes is deleted,
-    # fresh or not, which also bounds how long a stale copy can be served.
+    # out first. `inactive=10m`: an entry nobody has asked for in 10
+    # minutes is deleted, fresh or not. It counts from the last request,
+    # not from the fill, so it does not bound how long a stale copy is
+    # served: a key that keeps being asked for stays (see UseStale).
     proxy_cache_path {cache_dir} levels=1:2 keys_zone=edge:10m
                      max_size=1g inactive=10m use_temp_path=off;
 
@@ -145,26 +169,34 @@ const EDGE_TEMPLATE: &str = r#"
         # handshake, and a burst does not exhaust ephemeral ports.
         keepalive 16;
     }
+    {purge_map}
 
     server {
         listen 127.0.0.1:{port};
         {access_log}
 
+        # For every location that proxies (/ and /me): HTTP/1.1 with no
+        # `Connection: close`, so the upstream keepalive works; and a dead
+        # origin is detected within a second, not a minute.
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_connect_timeout 1s;
+        proxy_read_timeout 10s;
+
         location / {
             proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # A dead origin is detected within a second, not a minute.
-            proxy_connect_timeout 1s;
-            proxy_read_timeout 10s;
 
             proxy_cache edge;
-            # The path with its query string: /users/42?v=7 is its own
-            # entry, which is how a versioned URL purges. Headers are not
-            # in the key: a per-user response must say `private`.
+            # The path with its query string, as the client sent it:
+            # /users/42?v=7 is its own entry, which is how a versioned URL
+            # purges. Headers are not in the key: a per-user response must
+            # say `private` (and /me below does not rely on it).
             proxy_cache_key $request_uri;
-            # Used only when the origin sends no Cache-Control or Expires:
-            # the origin decides; this is the fallback for one that doesn't.
+            # The lifetime when the origin gives none: no Expires, and no
+            # max-age or s-maxage in Cache-Control (a bare `public` gives
+            # none either). The origin decides; this is the fallback for one
+            # that doesn't. `private`, `no-store` and `no-cache` are still
+            # never stored.
             proxy_cache_valid 200 10s;
             proxy_cache_valid 404 5s;
 
@@ -173,6 +205,12 @@ const EDGE_TEMPLATE: &str = r#"
             # then they go to the origin too, and are not cached.
             proxy_cache_lock {lock};
             proxy_cache_lock_timeout {lock_timeout_ms}ms;
+            # Once the request that holds the lock has been at the origin
+            # this long, one more request may go (and fill the entry);
+            # nginx's default is 5 s. Equal to the timeout, so one number
+            # says how long a slow fill is waited for: at that moment the
+            # waiters leave (the timeout) and the lock passes on (lock_age),
+            # rather than a 300 ms timeout under a lock held for 5 s.
             proxy_cache_lock_age {lock_timeout_ms}ms;
 
             # When an expired copy may be served: see UseStale.
@@ -183,9 +221,28 @@ const EDGE_TEMPLATE: &str = r#"
             # If-Modified-Since; a 304 costs headers, not the body.
             proxy_cache_revalidate {revalidate};
 
+            # A HIT replays the stored headers: the origin's Server-Timing
+            # would claim, on every hit, the time the fill took.
+            proxy_hide_header Server-Timing;
+
             # HIT, MISS, EXPIRED, STALE, UPDATING, REVALIDATED or BYPASS:
-            # what the edge did, on every response, errors included.
+            # what the edge did, on every response this location proxies,
+            # its errors included (the origin's, and nginx's 502/504 when
+            # the origin is gone). Not on what nginx answers itself before
+            # proxying (a 400 for a malformed request, a 414 for a URI too
+            # long), nor on /purge or /static.
             add_header X-Cache-Status $upstream_cache_status always;
+        }
+
+        # The per-user route never touches the cache, whatever its headers
+        # say: a per-user route must not depend on one header being right
+        # (an origin's 404 without `private` was once stored under `/me`
+        # and served to everyone). `proxy_cache off` rather than
+        # `proxy_no_cache $http_x_user_id`: that one would still cache a
+        # request without the header, and needs the header's name right.
+        location = /me {
+            proxy_pass http://origin;
+            proxy_cache off;
         }
         # ANCHOR_END: edge_conf
 

@@ -19,7 +19,10 @@
 //! just lesson-6            # every experiment, short (under a minute)
 //! just lesson-6 --serve    # the edge on 127.0.0.1:3000, the origin behind it
 //! curl -i http://127.0.0.1:3000/users/42     # X-Cache-Status: MISS, then HIT
+//! curl -i -H 'If-None-Match: "<its ETag>"' http://127.0.0.1:3000/users/42   # 304
+//! curl -i 'http://127.0.0.1:3000/users/42?v=2'   # a new version: MISS (quoted for zsh)
 //! curl -i -H 'X-User-Id: 7' http://127.0.0.1:3000/me    # never cached
+//! just lesson-6 --serve --purge    # and: curl http://127.0.0.1:3000/purge/users/42
 //! ```
 //!
 //! It needs nginx (`.ci/install-nginx` as root on Debian, `brew install

@@ -1,3 +1,4 @@
+use anyhow::Context;
 use clap::Parser;
 use lesson_06_http_edge::cli::Args;
 use lesson_06_http_edge::edge::EdgeConfig;
@@ -10,7 +11,16 @@ async fn main() -> anyhow::Result<()> {
     if args.common.serve {
         return serve(&args).await;
     }
-    lesson_06_http_edge::experiment::demo(&args).await
+    // On Ctrl-C or SIGTERM the demo future is dropped, and its nginx
+    // instances, origins and temp dirs with it: nothing is left listening
+    // or on disk. Without this, the signal's default action would end the
+    // process with no destructor run.
+    tokio::select! {
+        r = lesson_06_http_edge::experiment::demo(&args) => r,
+        signal = stop_signal() => {
+            anyhow::bail!("interrupted ({}): the edges and origins are stopped", signal?)
+        }
+    }
 }
 
 /// The edge on 127.0.0.1:PORT, the origin behind it on a free port.
@@ -27,16 +37,39 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     config.purge = args.purge;
     config.access_log = true;
     let nginx = config.spawn(Some(args.common.port)).await?;
+    let base = nginx.base_url();
     tracing::info!(
-        "the edge (nginx) listens on {}, in front of the origin on {}; its config: {}; each request's cache status: {}",
-        nginx.base_url(),
+        "the edge (nginx) listens on {base}, in front of the origin on {}; its config: {}; each request's cache status: {}",
         running.base_url(),
         nginx.conf_path().display(),
         nginx.dir().join("access.log").display()
     );
-    tracing::info!("try: curl -i {}/users/42 (twice)", nginx.base_url());
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("Ctrl-C: stopping the edge and the origin");
+    tracing::info!("try: curl -i {base}/users/42    # twice: MISS, then HIT");
+    tracing::info!(
+        "try: curl -i -H 'If-None-Match: \"<the ETag it sent>\"' {base}/users/42    # 304, from the edge"
+    );
+    // Quoted: zsh would take `?` for a glob.
+    tracing::info!("try: curl -i '{base}/users/42?v=2'    # a new version, a new entry: MISS");
+    tracing::info!("try: curl -i -H 'X-User-Id: 7' {base}/me    # one user's page, never cached");
+    if args.purge {
+        tracing::info!("purge on: curl {base}/purge/users/42    # then the next GET is a MISS");
+    }
+    let signal = stop_signal().await?;
+    tracing::info!("{signal}: stopping the edge and the origin");
     drop(nginx);
     running.shutdown().await
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a
+/// container's stop) and names it: both are a request to stop cleanly.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("Failed to listen for Ctrl-C")?;
+            Ok("Ctrl-C")
+        }
+        _ = term.recv() => Ok("SIGTERM"),
+    }
 }

@@ -7,8 +7,8 @@
 //!   A query string (`?v=7`) is ignored here and is part of the edge's
 //!   cache key: a versioned URL, the portable purge.
 //! - `GET /me`: the user named by `X-User-Id` (a stand-in for a session
-//!   cookie). `private, no-store` and `Vary: X-User-Id`: no shared cache may
-//!   give one user's page to another.
+//!   cookie). `private, no-store` and `Vary: X-User-Id` on every answer,
+//!   errors included: no shared cache may give one user's page to another.
 //! - `GET /big`: a large body (`ORIGIN_BIG_BYTES`, 1 MiB) that the edge
 //!   must revalidate about every second (`s-maxage=1`), to measure what a
 //!   304 saves.
@@ -111,13 +111,16 @@ pub fn origin(pool: PgPool, settings: OriginSettings) -> anyhow::Result<(Router,
     };
     let router = Router::new()
         .route("/users/{id}", get(get_user))
-        .route("/me", get(get_me))
+        .route(ME_PATH, get(get_me))
         .route("/big", get(get_big))
         .route("/metrics", get(get_metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             fail_when_asked,
         ))
+        // Outermost, so it has the last word over the error mapping and
+        // the fault switch above: see `keep_me_private`.
+        .layer(axum::middleware::from_fn(keep_me_private))
         .with_state(state);
     Ok((lab::http::finish(router), OriginHandle { metrics, failing }))
 }
@@ -193,8 +196,12 @@ fn validators(request: &HeaderMap) -> (Option<IfNoneMatch>, Option<IfModifiedSin
     (request.typed_get(), request.typed_get())
 }
 
+/// The per-user route.
+const ME_PATH: &str = "/me";
+
 // ANCHOR: get_me
 /// The page of the user named by `X-User-Id`: one user's data, never shared.
+/// Its headers are set by [`keep_me_private`], on every answer, not here.
 async fn get_me(State(s): State<OriginState>, headers: HeaderMap) -> Result<Response, ApiError> {
     s.metrics.bump(ME);
     let raw = headers
@@ -207,14 +214,27 @@ async fn get_me(State(s): State<OriginState>, headers: HeaderMap) -> Result<Resp
     )
     .await?;
     let (user, _) = row.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
-    let mut resp = axum::Json(user).into_response();
-    let h = resp.headers_mut();
-    // `private`: no shared cache may store it; `no-store`: nobody may.
-    h.insert(header::CACHE_CONTROL, policy::PRIVATE);
-    // Belt and braces for a cache that ignores `private`: the response
-    // differs per X-User-Id, so a key without it would be wrong anyway.
-    h.insert(header::VARY, HeaderValue::from_static("x-user-id"));
-    Ok(resp)
+    Ok(axum::Json(user).into_response())
+}
+
+/// Every answer on `/me`, errors included (400, 404, 500, 503), says
+/// `private, no-store` and `Vary: x-user-id`. Not only the 200: a 404 for an
+/// unknown user without them was stored by the edge under the key `/me`
+/// (its `proxy_cache_valid 404`) and served to every user; and while it
+/// stayed stale, a user's `private` 200 could not replace it. An error on a
+/// per-user route is per-user too.
+async fn keep_me_private(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let per_user = req.uri().path() == ME_PATH;
+    let mut resp = next.run(req).await;
+    if per_user {
+        let h = resp.headers_mut();
+        // `private`: no shared cache may store it; `no-store`: nobody may.
+        h.insert(header::CACHE_CONTROL, policy::PRIVATE);
+        // Belt and braces for a cache that ignores `private`: the response
+        // differs per X-User-Id, so a key without it would be wrong anyway.
+        h.insert(header::VARY, HeaderValue::from_static("x-user-id"));
+    }
+    resp
 }
 // ANCHOR_END: get_me
 

@@ -15,7 +15,8 @@ use axum_extra::headers::ETag;
 /// Lifetimes for the public, shared routes. The defaults are the chapter's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lifetimes {
-    /// `max-age`: how long a browser keeps it without asking.
+    /// `max-age`: how long a browser keeps it without asking, counted from
+    /// when it got it (the edge sends no `Age`).
     pub browser: Duration,
     /// `s-maxage`: how long a shared cache (the edge) keeps it.
     pub edge: Duration,
@@ -30,8 +31,13 @@ pub struct Lifetimes {
 impl Default for Lifetimes {
     fn default() -> Self {
         Lifetimes {
-            // A browser re-asks after 10 s: a user who edits their profile
-            // sees it within 10 s, and the edge answers that re-ask anyway.
+            // A browser keeps it 10 s before it asks again (the edge
+            // answers that). It is not how soon an edit shows: the edge
+            // keeps its copy 60 s, serves it up to 30 s more while it
+            // refreshes, and nginx sends no `Age`, so the browser's 10 s
+            // start on receipt however old the edge's copy was. An edit
+            // shows within about 100 s (60 + 30 + 10); within 10 s after
+            // a purge; at once only at a new URL (`?v=2`).
             browser: Duration::from_secs(10),
             // The edge keeps it 60 s: at 1,000 reads a second of one user,
             // the origin sees one in 60,000 of them.

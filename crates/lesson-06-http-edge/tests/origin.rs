@@ -172,12 +172,19 @@ async fn errors_carry_their_own_cache_control() {
 async fn me_is_one_users_page_and_never_shared() {
     let db = Db::new(5).await;
     let (router, origin) = db.origin(settings(Duration::ZERO));
+    // Its errors are per-user too: `private, no-store` and the Vary on
+    // every answer, or a cache may store one and serve it to everyone.
     let anonymous = get(&router, "/me", &[]).await;
     assert_eq!(anonymous.status, StatusCode::BAD_REQUEST);
     assert!(anonymous.json()["error"].is_string());
-    assert_eq!(anonymous.header("cache-control"), "no-store");
     let bad = get(&router, "/me", &[("x-user-id", "seven")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let unknown = get(&router, "/me", &[("x-user-id", "999999")]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    for r in [&anonymous, &bad, &unknown] {
+        assert_eq!(r.header("cache-control"), "private, no-store", "{}", r.body);
+        assert_eq!(r.header("vary"), "x-user-id", "{}", r.body);
+    }
 
     for id in [7, 8] {
         let r = get(&router, "/me", &[("x-user-id", &id.to_string())]).await;
@@ -186,7 +193,7 @@ async fn me_is_one_users_page_and_never_shared() {
         assert_eq!(r.header("cache-control"), "private, no-store");
         assert_eq!(r.header("vary"), "x-user-id");
     }
-    assert_eq!(origin.count(ME), 4);
+    assert_eq!(origin.count(ME), 5);
 }
 
 #[tokio::test]
@@ -228,10 +235,9 @@ async fn a_fault_answers_500_that_nobody_stores_and_counts() {
         assert_eq!(r.header("cache-control"), "no-store", "{uri}");
         assert!(r.json()["error"].is_string());
     }
-    assert_eq!(
-        get(&router, "/me", &[("x-user-id", "7")]).await.status,
-        StatusCode::INTERNAL_SERVER_ERROR
-    );
+    let me = get(&router, "/me", &[("x-user-id", "7")]).await;
+    assert_eq!(me.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(me.header("cache-control"), "private, no-store");
     // `/metrics` stays up: the experiments read the counts through it.
     assert_eq!(get(&router, "/metrics", &[]).await.status, StatusCode::OK);
     assert_eq!(origin.count(USERS), 3, "failed requests are counted too");
