@@ -298,8 +298,8 @@ impl LoadResults {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "  {:<28}  {:>10} {:>8}  {:>9} {:>8} {:>8}  {:>6}",
-            "", "1 conn:", "", "32 conns:", "", "", ""
+            "  {:<28}  {:>10} {:>8}  {:>9}",
+            "", "1 conn:", "", "32 conns:"
         );
         let _ = writeln!(
             out,
@@ -1013,6 +1013,7 @@ mod tests {
         let text = r.table_text();
         for line in text.lines() {
             assert!(line.chars().count() <= 100, "too wide: {line}");
+            assert_eq!(line, line.trim_end(), "trailing spaces");
         }
         for label in Target::ALL.map(Target::label) {
             assert!(text.contains(label), "{text}");

@@ -8,7 +8,8 @@
 //! - [`revalidate`]: 5, a 1 MiB body refreshed with a 304 instead;
 //! - [`purge`]: 6, a versioned URL against a purge;
 //! - `fixture`: PostgreSQL, origins, edges and the client they share;
-//! - `summary`: the tables and findings, printed and rendered by `just report`.
+//! - `summary`: the tables (rendered by `just report`) and one conclusion
+//!   per experiment (printed by `just lesson-6`).
 //!
 //! Every verdict is a count (origin requests, cache statuses), never a
 //! time; the times are what is measured. Each experiment starts its own
