@@ -49,20 +49,9 @@ const KINDS: [(&str, u16, &str); 4] = [
     ("error (500, 502, no answer)", 500, "-"),
 ];
 
+/// The lane's name: the same plain words as the demo and the tables.
 fn lane_name(run: &StaleRun) -> String {
-    format!(
-        "{}, {}",
-        if run.outage == "500" {
-            "origin 500"
-        } else {
-            "origin killed"
-        },
-        if run.use_stale == "Directive" {
-            "use_stale directive"
-        } else {
-            "header only"
-        }
-    )
+    run.label()
 }
 
 /// One lane per outage and policy: every answer the polling client got, a
@@ -73,7 +62,7 @@ pub fn stale_svg(r: &EdgeResults, path: &Path, quick: bool) -> anyhow::Result<()
     let runs = &s.runs;
     let lanes: Vec<String> = runs.iter().map(lane_name).collect();
     let end = s.watched_s.max(1.0);
-    let root = SVGBackend::new(path, (900, 240 + 70 * runs.len() as u32)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 240 + 70 * runs.len() as u32)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
         let title = if quick {
@@ -86,7 +75,9 @@ pub fn stale_svg(r: &EdgeResults, path: &Path, quick: bool) -> anyhow::Result<()
             .caption(title.as_str(), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(190)
+            // Room for the longest lane name ("origin answers 500, nginx's
+            // proxy_cache_use_stale") at 13 px.
+            .y_label_area_size(300)
             // Headroom above the top lane for the legend, so it hides no dot.
             .build_cartesian_2d(0.0..end, -0.6..(n + 0.9))?;
         chart
@@ -202,6 +193,7 @@ mod tests {
                 stale_while_revalidate_s: 60,
                 origin_latency_ms: 300,
                 rows: Vec::new(),
+                probe: None,
             },
             revalidate: RevalidateResults {
                 body_bytes: 1 << 20,
@@ -228,8 +220,8 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert!(svg.starts_with("<svg"));
         for lane in [
-            "origin 500, use_stale directive",
-            "origin killed, header only",
+            "origin answers 500, nginx&apos;s proxy_cache_use_stale",
+            "origin killed, origin&apos;s stale-if-error only",
         ] {
             assert!(svg.contains(lane), "the chart names the lane {lane}");
         }

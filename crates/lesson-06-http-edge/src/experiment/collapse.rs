@@ -11,8 +11,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Plan;
-use super::fixture::{Fixture, client, get, quantile_ms, tally, tally_text};
+use super::fixture::{Fixture, client, counted, get, quantile_ms, tally, tally_text};
 use crate::origin::{OriginSettings, USERS};
+
+/// What this experiment shows, in plain words: the demo prints it under
+/// the heading.
+pub const SHOWS: &str =
+    "whether N clients asking at once for a page the edge lacks cost the origin 1 request or N.";
 
 /// One run of N concurrent cold requests.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,9 +61,9 @@ pub async fn run(fx: &Fixture, plan: &Plan) -> anyhow::Result<Vec<CollapseRow>> 
         )
         .await?;
         println!(
-            "  {name:<30} {} clients → {} origin requests ({})",
+            "  {name:<30} {} clients → {} ({})",
             row.clients,
-            row.origin_requests,
+            counted(row.origin_requests, "origin request"),
             tally_text(&row.statuses)
         );
         rows.push(row);

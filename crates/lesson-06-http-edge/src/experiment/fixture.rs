@@ -165,10 +165,29 @@ pub fn tally<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Vec<(String, us
     out
 }
 
+/// "1 origin request", "20 origin requests": a count with its noun.
+pub fn counted(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// `tally`'s output as text.
 pub fn tally_text(t: &[(String, usize)]) -> String {
     t.iter()
         .map(|(k, n)| format!("{k}×{n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_their_plural_and_tallies_keep_first_seen_order() {
+        assert_eq!(counted(1, "origin request"), "1 origin request");
+        assert_eq!(counted(20, "origin request"), "20 origin requests");
+        assert_eq!(counted(0, "answer"), "0 answers");
+        let t = tally(["MISS", "HIT", "HIT"]);
+        assert_eq!(tally_text(&t), "MISS×1, HIT×2");
+    }
 }

@@ -44,6 +44,10 @@ use crate::origin::{self, OriginSettings};
 use crate::policy::Lifetimes;
 use wrk::{Script, Shape, WrkSummary};
 
+/// What this experiment shows, in plain words: the demo prints it under
+/// the heading.
+pub const SHOWS: &str = "what an answer from the edge's cache costs, next to the origin's own Redis cache and nginx serving a file.";
+
 pub mod wrk;
 
 /// What to run.
@@ -55,7 +59,7 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     /// (warm-up, measurement) per target and shape.
-    fn durations(&self) -> (Duration, Duration) {
+    pub fn durations(&self) -> (Duration, Duration) {
         if self.quick {
             (Duration::from_secs(1), Duration::from_secs(2))
         } else {
@@ -142,16 +146,24 @@ pub struct Placement {
 impl Placement {
     /// One line for the table's caption.
     pub fn describe(&self) -> String {
-        let pinned = match (&self.client_cpus, &self.server_cpus) {
+        format!(
+            "{} ({} cores; allowed CPUs seen in /proc: wrk {}, nginx worker {}, origin thread {})",
+            self.pinned(),
+            self.cores,
+            self.wrk_allowed,
+            self.nginx_worker_allowed,
+            self.origin_thread_allowed
+        )
+    }
+
+    /// Who was pinned where, in a few words (the terminal's caption).
+    pub fn pinned(&self) -> String {
+        match (&self.client_cpus, &self.server_cpus) {
             (Some(c), Some(s)) => format!("pinned: wrk on CPU {c:?}, servers on CPU {s:?}"),
             (Some(c), None) => format!("wrk pinned to CPU {c:?}, servers unpinned"),
             (None, Some(s)) => format!("wrk unpinned, servers pinned to CPU {s:?}"),
             (None, None) => "unpinned: wrk and the servers may share a core, run to run".into(),
-        };
-        format!(
-            "{pinned} ({} cores; allowed CPUs seen in /proc: wrk {}, nginx worker {}, origin thread {})",
-            self.cores, self.wrk_allowed, self.nginx_worker_allowed, self.origin_thread_allowed
-        )
+        }
     }
 }
 
@@ -278,6 +290,78 @@ impl LoadResults {
     }
 }
 
+impl LoadResults {
+    /// The terminal's version of [`LoadResults::table_md`]: plain text
+    /// under 100 columns, the same figures (the report keeps the Markdown).
+    pub fn table_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "  {:<28}  {:>10} {:>8}  {:>9}",
+            "", "1 conn:", "", "32 conns:"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<28}  {:>10} {:>8}  {:>9} {:>8} {:>8}  {:>6}",
+            "target", "p50", "p99", "req/s", "p99", "CPU/req", "errors"
+        );
+        for r in &self.targets {
+            let (l, t) = (&r.latency, &r.throughput);
+            let _ = writeln!(
+                out,
+                "  {:<28}  {:>10} {:>8}  {:>9.0} {:>8} {:>8}  {:>6}",
+                r.target.label(),
+                us(l.wrk.p50_us),
+                us(l.wrk.p99_us),
+                t.wrk.rps(),
+                us(t.wrk.p99_us),
+                cpu(t.cpu_us_per_request),
+                l.wrk.errors() + t.wrk.errors(),
+            );
+        }
+        let x = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2}×"));
+        let (e, o, s) = (Target::EdgeHit, Target::OriginRedisHit, Target::NginxStatic);
+        for (name, other) in [("nginx static", s), ("origin Redis HIT", o)] {
+            let _ = writeln!(
+                out,
+                "  edge HIT vs {name}: {} the throughput, {} the CPU per request",
+                x(self.throughput_ratio(e, other)),
+                x(self.cpu_ratio(e, other)),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  requests to the edge's origin: {} (the fill); lesson 2's database queries: {} (the warming miss)",
+            self.edge_origin_requests, self.redis_origin_db_queries
+        );
+        let _ = write!(
+            out,
+            "  wrk, {:.0} s per measurement after {:.0} s of warm-up\n  {}",
+            self.measure_s,
+            self.warmup_s,
+            self.placement.pinned()
+        );
+        out
+    }
+
+    /// Experiment 1's conclusion in one sentence.
+    pub fn finding(&self) -> String {
+        let (e, o, s) = (Target::EdgeHit, Target::OriginRedisHit, Target::NginxStatic);
+        let rps = |t| self.get(t).map_or(0.0, |r| r.throughput.wrk.rps());
+        let x = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1}×"));
+        format!(
+            "an edge HIT served {} the origin's Redis HIT throughput ({:.0} vs {:.0} req/s at 32 connections) \
+             and {} nginx static's, and the edge's origin saw {} in all (the fill)",
+            x(self.throughput_ratio(e, o)),
+            rps(e),
+            rps(o),
+            x(self.throughput_ratio(e, s)),
+            super::fixture::counted(self.edge_origin_requests, "request")
+        )
+    }
+}
+
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0 && a.is_finite()).then(|| a / b)
 }
@@ -401,7 +485,12 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     let mut measured: Vec<[Option<Measurement>; 2]> = vec![[None, None]; targets.len()];
     for (s, shape) in [Shape::LATENCY, Shape::THROUGHPUT].into_iter().enumerate() {
         for (i, (target, _, url, _, cpu)) in targets.iter().enumerate() {
-            tracing::info!(?target, ?shape, "measuring");
+            // DEBUG: the demo says once what it measures; this is per run.
+            tracing::debug!(
+                "measuring {} with {} connection(s)",
+                target.label(),
+                shape.connections
+            );
             let before = cpu.read();
             let run = wrk::run(
                 &wrk_bin,
@@ -916,6 +1005,35 @@ mod tests {
         );
         assert!(md.contains("| 30000 |"), "{md}");
         assert!(md.contains("unpinned"), "{md}");
+    }
+
+    #[test]
+    fn the_terminal_table_is_narrow_and_says_the_same() {
+        let r = results();
+        let text = r.table_text();
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "too wide: {line}");
+            assert_eq!(line, line.trim_end(), "trailing spaces");
+        }
+        for label in Target::ALL.map(Target::label) {
+            assert!(text.contains(label), "{text}");
+        }
+        assert!(text.contains("30000"), "{text}");
+        assert!(
+            text.contains("edge HIT vs nginx static: 0.75× the throughput"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge HIT vs origin Redis HIT: 3.00× the throughput, 0.25× the CPU"),
+            "{text}"
+        );
+        assert!(!text.contains('|'), "plain text, not Markdown: {text}");
+        let finding = r.finding();
+        assert!(
+            finding.contains("3.0× the origin's Redis HIT throughput"),
+            "{finding}"
+        );
+        assert!(finding.contains("0.8× nginx static's"), "{finding}");
     }
 
     #[test]

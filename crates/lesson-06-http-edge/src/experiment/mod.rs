@@ -8,7 +8,8 @@
 //! - [`revalidate`]: 5, a 1 MiB body refreshed with a 304 instead;
 //! - [`purge`]: 6, a versioned URL against a purge;
 //! - `fixture`: PostgreSQL, origins, edges and the client they share;
-//! - `summary`: the tables and findings, printed and rendered by `just report`.
+//! - `summary`: the tables (rendered by `just report`) and one conclusion
+//!   per experiment (printed by `just lesson-6`).
 //!
 //! Every verdict is a count (origin requests, cache statuses), never a
 //! time; the times are what is measured. Each experiment starts its own
@@ -112,21 +113,45 @@ impl lab::results::Results for EdgeResults {
     const FILE: &'static str = "edge.json";
 }
 
+/// One experiment in the output: its heading and what it shows when it
+/// starts, and its own duration when it ends (not an offset from the
+/// start: a reader compares experiments by what each one took).
+struct Step(Instant);
+
+impl Step {
+    fn start(n: u8, title: &str, shows: &str) -> Step {
+        println!("\nexperiment {n}: {title}\n  what this shows: {shows}");
+        Step(Instant::now())
+    }
+
+    fn done(self) {
+        println!("  took {:.1} s", self.0.elapsed().as_secs_f64());
+    }
+}
+
 /// Experiments 2–6 in order, each printing its outcome as it ends.
 pub async fn run(plan: &Plan) -> anyhow::Result<EdgeResults> {
     let t0 = Instant::now();
     let fx = fixture::Fixture::new(plan.collapse_clients as u32 + 10).await?;
-    let step = |n: &str| println!("\n{n} ({:.1} s)", t0.elapsed().as_secs_f64());
-    step("experiment 2: request collapsing (proxy_cache_lock)");
+    let step = Step::start(2, "request collapsing (proxy_cache_lock)", collapse::SHOWS);
     let collapse = collapse::run(&fx, plan).await?;
-    step("experiment 3: stale-if-error (the origin answers 500, then is killed)");
+    step.done();
+    let step = Step::start(
+        3,
+        "stale-if-error (the origin answers 500, then is killed)",
+        stale::SHOWS,
+    );
     let stale = stale::run(&fx, plan).await?;
-    step("experiment 4: stale-while-revalidate under load");
+    step.done();
+    let step = Step::start(4, "stale-while-revalidate under load", swr::SHOWS);
     let swr = swr::run(&fx, plan).await?;
-    step("experiment 5: revalidation of a 1 MiB body");
+    step.done();
+    let step = Step::start(5, "revalidation of a 1 MiB body", revalidate::SHOWS);
     let revalidate = revalidate::run(&fx, plan).await?;
-    step("experiment 6: versioned URL and purge");
+    step.done();
+    let step = Step::start(6, "versioned URL and purge", purge::SHOWS);
     let purge = purge::run(&fx).await?;
+    step.done();
     Ok(EdgeResults {
         plan: plan.clone(),
         wall_s: t0.elapsed().as_secs_f64(),
@@ -149,9 +174,12 @@ fn nginx_version() -> String {
 }
 
 /// `just lesson-6`: every experiment, short (`--long`: the book's), with
-/// each one's outcome printed, then the findings.
+/// each one's outcome printed, then one conclusion per experiment.
 pub async fn demo(args: &crate::cli::Args) -> anyhow::Result<()> {
     use lab::results::Results;
+    // Every experiment needs nginx: without it, say how to install it now,
+    // not after seeding PostgreSQL and failing experiments 1 and 2.
+    lab::edge::binary()?;
     let t0 = Instant::now();
     let plan = if args.long {
         Plan::long()
@@ -166,28 +194,39 @@ pub async fn demo(args: &crate::cli::Args) -> anyhow::Result<()> {
             "a short"
         }
     );
-    println!("\nexperiment 1: edge HIT vs origin vs nginx static (wrk)");
-    let load_failed = match load::run(&load::LoadOptions { quick: !args.long }).await {
-        Ok(r) => {
-            println!("{}", r.table_md());
-            if cfg!(debug_assertions) {
-                // `just lesson-6` is `cargo run`: the origin is unoptimised
-                // Rust here, nginx is not. The book's figures are release.
-                println!(
-                    "  (a debug build: lesson 2's origin runs unoptimised, so its row is slower than it is; \
-                     `just report` measures a release build, and the book shows that)"
-                );
-            }
-            None
-        }
+    let opts = load::LoadOptions { quick: !args.long };
+    let step = Step::start(1, "edge HIT vs origin vs nginx static (wrk)", load::SHOWS);
+    let (warmup, measure) = opts.durations();
+    println!(
+        "  measuring 3 targets with 1 connection, then 32: {} s of warm-up and 2 × {} s each…",
+        warmup.as_secs(),
+        measure.as_secs()
+    );
+    let load = load::run(&opts).await;
+    match &load {
+        Ok(r) => println!("{}", r.table_text()),
         // The others do not depend on it: say so, go on, and fail at the end.
-        Err(e) => {
-            println!("experiment 1 failed: {e:#}");
-            Some(e)
-        }
-    };
+        Err(e) => println!("  failed: {e:#}"),
+    }
+    // `just lesson-6` is `cargo run`: the origin is unoptimised Rust here,
+    // nginx is not. The book's figures are release.
+    let debug_build = cfg!(debug_assertions);
+    if debug_build && load.is_ok() {
+        println!(
+            "  (a debug build: lesson 2's origin runs unoptimised here; `just report` measures a release build)"
+        );
+    }
+    step.done();
     let results = run(&plan).await?;
-    println!("\n{}", results.findings());
+    println!("\nFindings:");
+    match &load {
+        Ok(r) if debug_build => println!("1. {} (a debug build)", r.finding()),
+        Ok(r) => println!("1. {}", r.finding()),
+        Err(_) => println!("1. failed (above); the others ran"),
+    }
+    for (n, c) in (2..).zip(results.conclusions()) {
+        println!("{n}. {c}");
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&results)?;
         std::fs::write(path, text)
@@ -198,8 +237,8 @@ pub async fn demo(args: &crate::cli::Args) -> anyhow::Result<()> {
         println!("wrote {}", results.write()?.display());
     }
     println!("\nwall time: {:.1} s", t0.elapsed().as_secs_f64());
-    match load_failed {
-        Some(e) => Err(e.context("experiment 1 (the edge under load) failed; the others ran")),
-        None => Ok(()),
+    match load {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.context("experiment 1 (the edge under load) failed; the others ran")),
     }
 }

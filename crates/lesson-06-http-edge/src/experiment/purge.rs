@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::fixture::{Fixture, client, get};
 use crate::origin::OriginSettings;
 
+/// What this experiment shows, in plain words: the demo prints it under
+/// the heading.
+pub const SHOWS: &str = "two ways to make the edge forget a page: a new URL (any cache), or deleting the entry (a module).";
+
 /// The statuses seen, in order, for each step.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PurgeResults {

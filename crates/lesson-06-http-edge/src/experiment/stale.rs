@@ -18,6 +18,11 @@ use crate::edge::UseStale;
 use crate::origin::OriginSettings;
 use crate::policy::Lifetimes;
 
+/// What this experiment shows, in plain words: the demo prints it under
+/// the heading.
+pub const SHOWS: &str =
+    "what clients get once the origin breaks and the copy has expired: the old copy, or the error.";
+
 /// One answer in a timeline: seconds since the fill, status (0 = no
 /// answer), `X-Cache-Status`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -53,7 +58,8 @@ impl StaleWindow {
 pub struct StaleRun {
     /// "500" or "killed".
     pub outage: String,
-    /// "Directive" or "OriginHeaders".
+    /// "Directive" or "OriginHeaders" (the [`UseStale`] variant's name;
+    /// [`policy_label`] is what people read).
     pub use_stale: String,
     /// When the origin broke, since the fill (s).
     pub broke_at: f64,
@@ -69,6 +75,73 @@ pub struct StaleResults {
     pub watched_s: f64,
     pub poll_ms: u64,
     pub runs: Vec<StaleRun>,
+}
+
+impl StaleRun {
+    /// "origin answers 500, nginx's proxy_cache_use_stale".
+    pub fn label(&self) -> String {
+        format!(
+            "{}, {}",
+            outage_label(&self.outage),
+            policy_label(&self.use_stale)
+        )
+    }
+
+    /// "stale from 3.0 s to 9.0 s (still stale), no error".
+    pub fn describe(&self) -> String {
+        let w = &self.window;
+        let stale = match (w.first_stale, w.last_stale) {
+            (Some(a), Some(b)) => format!(
+                "stale from {a:.1} s to {b:.1} s{}",
+                if w.stale_at_end { " (still stale)" } else { "" }
+            ),
+            _ => "never stale".into(),
+        };
+        let error = w
+            .first_error
+            .map_or("no error".into(), |t| format!("first error at {t:.1} s"));
+        format!("{stale}, {error}")
+    }
+}
+
+/// The policy's plain name, from the JSON's `use_stale` ("Directive",
+/// "OriginHeaders"): what the demo, the tables and the chart show.
+pub fn policy_label(use_stale: &str) -> &'static str {
+    match use_stale {
+        "Directive" => "nginx's proxy_cache_use_stale",
+        _ => "origin's stale-if-error only",
+    }
+}
+
+/// The outage's plain name, from the JSON's `outage` ("500", "killed").
+pub fn outage_label(outage: &str) -> &'static str {
+    match outage {
+        "500" => "origin answers 500",
+        _ => "origin killed",
+    }
+}
+
+impl StaleResults {
+    /// Why the origin's 500 never goes stale under its own header: nginx's
+    /// rule, and whether this run agreed with it.
+    pub fn nginx_500_note(&self) -> String {
+        let rule = "nginx applies the origin's stale-if-error to connection errors and timeouts, \
+                    never to a 500 (nginx ≥ 1.19.3)";
+        let row = self
+            .runs
+            .iter()
+            .find(|r| r.outage == "500" && r.use_stale != "Directive");
+        match row {
+            Some(r) if r.window.first_stale.is_none() => {
+                format!("{rule}: that is why \"{}\" never went stale", r.label())
+            }
+            Some(r) => format!(
+                "{rule}, yet \"{}\" went stale here: is this nginx older?",
+                r.label()
+            ),
+            None => rule.into(),
+        }
+    }
 }
 
 /// Reads a timeline: pure, so the unit tests pin what "the window" means.
@@ -109,28 +182,17 @@ pub async fn run(fx: &Fixture, plan: &Plan) -> anyhow::Result<StaleResults> {
     let mut runs = a?;
     runs.extend(b?);
     for r in &runs {
-        let w = &r.window;
-        println!(
-            "  origin {:<6} {:<13} stale from {} to {}{}, first error {}",
-            r.outage,
-            r.use_stale,
-            secs(w.first_stale),
-            secs(w.last_stale),
-            if w.stale_at_end { " (still stale)" } else { "" },
-            secs(w.first_error)
-        );
+        println!("  {:<51} {}", r.label(), r.describe());
     }
-    Ok(StaleResults {
+    let results = StaleResults {
         s_maxage_s: plan.stale_s_maxage.as_secs(),
         stale_if_error_s: plan.stale_if_error.as_secs(),
         watched_s: plan.stale_watch.as_secs_f64(),
         poll_ms: plan.poll.as_millis() as u64,
         runs,
-    })
-}
-
-fn secs(t: Option<f64>) -> String {
-    t.map_or("never".into(), |t| format!("{t:.1} s"))
+    };
+    println!("  {}", results.nginx_500_note());
+    Ok(results)
 }
 
 #[derive(Clone, Copy)]
@@ -260,5 +322,55 @@ mod tests {
         assert_eq!(w.first_error, Some(1.0));
         assert!(w.stale_at_end);
         assert_eq!(window(&[]), StaleWindow::default());
+    }
+
+    fn run(outage: &str, use_stale: &str, timeline: Vec<Point>) -> StaleRun {
+        StaleRun {
+            outage: outage.into(),
+            use_stale: use_stale.into(),
+            broke_at: 0.5,
+            window: window(&timeline),
+            timeline,
+        }
+    }
+
+    #[test]
+    fn runs_are_named_in_plain_words_and_the_500_note_follows_the_run() {
+        let never = run(
+            "500",
+            "OriginHeaders",
+            vec![p(1.0, 200, "HIT"), p(3.0, 500, "EXPIRED")],
+        );
+        assert_eq!(
+            never.label(),
+            "origin answers 500, origin's stale-if-error only"
+        );
+        assert_eq!(never.describe(), "never stale, first error at 3.0 s");
+        let kept = run(
+            "killed",
+            "Directive",
+            vec![p(3.0, 200, "STALE"), p(9.0, 200, "STALE")],
+        );
+        assert_eq!(kept.label(), "origin killed, nginx's proxy_cache_use_stale");
+        assert_eq!(
+            kept.describe(),
+            "stale from 3.0 s to 9.0 s (still stale), no error"
+        );
+        let mut results = StaleResults {
+            s_maxage_s: 2,
+            stale_if_error_s: 5,
+            watched_s: 9.0,
+            poll_ms: 150,
+            runs: vec![kept, never],
+        };
+        let note = results.nginx_500_note();
+        assert!(note.contains("never to a 500"), "{note}");
+        assert!(
+            note.contains("that is why \"origin answers 500, origin's stale-if-error only\""),
+            "{note}"
+        );
+        // A run that went stale on a 500 is not explained away.
+        results.runs[1] = run("500", "OriginHeaders", vec![p(3.0, 200, "STALE")]);
+        assert!(results.nginx_500_note().contains("went stale here"));
     }
 }
