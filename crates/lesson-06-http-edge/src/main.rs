@@ -13,8 +13,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // The demo prints its own progress and tables; the harness's INFO lines
     // (which PostgreSQL, seeding) would only interleave with them. Warnings
-    // still show, and RUST_LOG brings the rest back.
-    lab::init_tracing_with("warn");
+    // still show (but not sqlx's "slow statement", which the 1 s origins
+    // are on purpose), and RUST_LOG brings the rest back.
+    lab::init_tracing_with("warn,sqlx=error");
     // On Ctrl-C or SIGTERM the demo future is dropped, and its nginx
     // instances, origins and temp dirs with it: nothing is left listening
     // or on disk. Without this, the signal's default action would end the
