@@ -13,13 +13,7 @@ use lab::results::Results;
 use lesson_06_http_edge::experiment::{Plan, run};
 
 fn main() {
-    // `cargo bench <filter>` passes the filter on to every bench target;
-    // like criterion, run only when it matches (or there is none).
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| "edge".contains(f.as_str())) {
+    if !benches::selected("edge") {
         return;
     }
     let plan = if benches::quick() {

@@ -15,6 +15,17 @@ pub fn quick() -> bool {
     std::env::var(QUICK_ENV).is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// For a bench target that is not criterion's (an experiment): `cargo bench
+/// <filter>` passes the filter on to every bench target, so, like
+/// criterion, run only when a filter matches `name` (or there is none).
+pub fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
 /// Criterion's settings for the workshop. Loopback requests take tens of
 /// microseconds, so 5 s of measurement gives thousands of iterations and a
 /// stable median; 50 samples keep a full `cargo bench` short on 2 cores.

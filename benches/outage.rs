@@ -11,13 +11,7 @@ use lab::results::Results;
 use lesson_03_stale_fallback::experiment::{Plan, run};
 
 fn main() {
-    // `cargo bench <filter>` passes the filter on to every bench target;
-    // like criterion, run only when it matches (or there is none).
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| "outage".contains(f.as_str())) {
+    if !benches::selected("outage") {
         return;
     }
     let plan = if benches::quick() {
