@@ -73,7 +73,16 @@ async fn mariadb_with(settings: &[(&str, &str)]) -> (Instance, sqlx::MySqlPool) 
     )
     .await
     .expect("a private MariaDB");
-    let pool = sqlx::MySqlPool::connect(&my.url()).await.expect("pool");
+    // One connection: every statement of a test runs in the same session.
+    // The query cache keys a result by the session's settings too, and
+    // InnoDB decides per transaction whether a cached result may be used, so
+    // a repeat on another pooled connection could miss where the test means
+    // "the same query again" (it did, once, in CI).
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&my.url())
+        .await
+        .expect("pool");
     (my, pool)
 }
 
