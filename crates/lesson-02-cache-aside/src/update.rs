@@ -24,7 +24,7 @@ const MAX_NAME_CHARS: usize = 100;
 const MAX_EMAIL_BYTES: usize = 255;
 
 impl UpdateUser {
-    pub(crate) fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), ApiError> {
         // Control characters (NUL, escape, newline, DEL, the C1 range) have
         // no place in a name, not even at its ends where `trim` would drop
         // some of them: PostgreSQL refuses NUL outright, and the others

@@ -1,0 +1,176 @@
+//! L1: a bounded cache inside the process, in front of Redis.
+//!
+//! A hit here is a hash lookup and an `Arc` clone: no system call, no
+//! network, no serialisation. The price is that every instance of the
+//! service has its own copy, which nobody else can delete: a write on
+//! instance A leaves instance B's copy as it was until B hears of the write
+//! or the copy expires. Everything else in this lesson is about that.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
+
+/// One cached user: the JSON the API returns, and the database version it
+/// was read at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub version: i64,
+    pub json: Arc<str>,
+}
+
+// ANCHOR: l1
+/// The in-process layer.
+///
+/// `entries` is moka's cache: bounded by **entry count** (`capacity`), with
+/// a time-to-live, and TinyLFU as its policy: a new key is admitted only
+/// if a frequency sketch says it is asked for more often than the entry it
+/// would evict, so one scan over a million cold ids cannot flush the hot
+/// ones (plain LRU would let it). Moka evicts in the background and in
+/// batches, so the count may pass `capacity` for a moment; it comes back
+/// below it when pending work runs.
+///
+/// `floors` remembers, per user, the newest version an invalidation
+/// announced. An entry older than its floor is never inserted, and a value
+/// read from Redis that is older is treated as a miss: an invalidation can
+/// arrive *before* Redis has the new value (a `NOTIFY` fires at commit,
+/// before the writer has updated Redis), and without the floor the next
+/// read would copy Redis's old value straight back into L1.
+#[derive(Debug)]
+pub struct L1 {
+    entries: Cache<i64, Arc<Entry>>,
+    floors: Cache<i64, i64>,
+    /// Off with `Invalidation::Tracking`, where redis-rs's client-side
+    /// cache is the in-process layer: two L1s would need two invalidations.
+    enabled: bool,
+}
+
+impl L1 {
+    pub fn new(capacity: u64, ttl: Duration) -> L1 {
+        L1 {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .eviction_policy(EvictionPolicy::tiny_lfu())
+                .build(),
+            // A floor matters only while an older copy can still be read:
+            // as long as an L1 entry lives. Bounded like the entries.
+            floors: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            enabled: true,
+        }
+    }
+
+    /// An L1 that holds nothing.
+    pub fn disabled() -> L1 {
+        L1 {
+            enabled: false,
+            ..L1::new(1, Duration::from_secs(1))
+        }
+    }
+
+    pub fn get(&self, id: i64) -> Option<Arc<Entry>> {
+        if !self.enabled {
+            return None;
+        }
+        self.entries.get(&id)
+    }
+
+    /// The newest version an invalidation announced for `id`, if any.
+    pub fn floor(&self, id: i64) -> Option<i64> {
+        self.floors.get(&id)
+    }
+
+    /// Whether `version` is at least every announced version of `id`.
+    pub fn is_current(&self, id: i64, version: i64) -> bool {
+        self.floor(id).is_none_or(|floor| version >= floor)
+    }
+
+    /// Caches `entry` unless an invalidation announced a newer version.
+    ///
+    /// The floor is checked again *after* the insert: an invalidation that
+    /// lands between the first check and the insert has already removed
+    /// the entry it could see (none), so the insert itself must look back.
+    /// Insert-then-check here and raise-floor-then-remove in [`L1::invalidate`]
+    /// mean that whichever runs second sees the other's write.
+    pub fn insert(&self, id: i64, entry: Arc<Entry>) -> bool {
+        if !self.enabled || !self.is_current(id, entry.version) {
+            return false;
+        }
+        let version = entry.version;
+        self.entries.insert(id, entry);
+        if !self.is_current(id, version) {
+            self.entries.invalidate(&id);
+            return false;
+        }
+        true
+    }
+
+    /// `id` changed to `version`: raise its floor, drop its entry.
+    pub fn invalidate(&self, id: i64, version: i64) {
+        self.floors
+            .entry(id)
+            .and_upsert_with(|old| old.map_or(version, |e| (*e.value()).max(version)));
+        self.entries.invalidate(&id);
+    }
+
+    /// Drops every entry: what an instance must do when it may have missed
+    /// invalidations (its subscription was down).
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
+    /// Entries held now, after moka's pending evictions have run.
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+// ANCHOR_END: l1
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(version: i64) -> Arc<Entry> {
+        Arc::new(Entry {
+            version,
+            json: format!("{{\"v\":{version}}}").into(),
+        })
+    }
+
+    #[test]
+    fn an_invalidation_keeps_older_versions_out() {
+        let l1 = L1::new(100, Duration::from_secs(60));
+        assert!(l1.insert(1, entry(1)));
+        l1.invalidate(1, 2);
+        assert_eq!(l1.get(1), None);
+        assert!(!l1.insert(1, entry(1)), "an older version came back");
+        assert!(l1.insert(1, entry(2)));
+        assert_eq!(l1.get(1).map(|e| e.version), Some(2));
+        // A late, older announcement does not lower the floor.
+        l1.invalidate(1, 1);
+        assert!(!l1.insert(1, entry(1)));
+    }
+
+    #[test]
+    fn the_entry_count_stays_within_capacity() {
+        let l1 = L1::new(100, Duration::from_secs(60));
+        for id in 0..10_000 {
+            l1.insert(id, entry(1));
+        }
+        assert!(
+            l1.len() <= 100,
+            "{} entries for a capacity of 100",
+            l1.len()
+        );
+        assert!(!l1.is_empty());
+    }
+}
