@@ -93,6 +93,21 @@ exercise-6:
 # Exercise 6's hint K, one at a time: `just hint-6 1` is gentle, the last is nearly the answer.
 hint-6 k: (_hint "crates/exercise-06-http-edge/HINTS.md" k)
 
+# Lesson 8: two instances (L1 in process, Redis, PostgreSQL): staleness per invalidation design, the stale-set race, the lost invalidation (<1 min; `--long` is the book's).
+lesson-8 *args:
+    cargo run -q -p lesson-08-layers -- "$@"
+
+# Serve lesson 8 on 127.0.0.1:${PORT:-3000} until Ctrl-C; start a second with PORT=3001 (INVALIDATION=notify|pubsub|tracking|ttl, FILL=versioned|lease|naive).
+serve-8 *args:
+    cargo run -q -p lesson-08-layers -- --serve "$@"
+
+# Check your solution to exercise 8 (edit crates/exercise-08-layers/src/starter.rs).
+exercise-8:
+    cargo test -q -p exercise-08-layers --features starter
+
+# Exercise 8's hint K, one at a time: `just hint-8 1` is gentle, the last is nearly the answer.
+hint-8 k: (_hint "crates/exercise-08-layers/HINTS.md" k)
+
 # Install nginx, its purge module and wrk (as root on Debian; elsewhere it prints the command).
 _nginx:
     @.ci/install-nginx

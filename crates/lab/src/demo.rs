@@ -109,6 +109,39 @@ pub fn shorten(s: &str, n: usize) -> String {
     }
 }
 
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a
+/// container's stop) and names it: both are a request to stop cleanly. A
+/// demo races its work against this, so that its servers and temp dirs are
+/// dropped (and gone) instead of the signal's default action ending the
+/// process with no destructor run.
+pub async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("Failed to listen for Ctrl-C")?;
+            Ok("Ctrl-C")
+        }
+        _ = term.recv() => Ok("SIGTERM"),
+    }
+}
+
+/// One experiment in a demo's output: its heading and what it shows when
+/// it starts, its own duration when it ends (not an offset from the start:
+/// a reader compares experiments by what each one took).
+#[derive(Debug)]
+pub struct Step(Instant);
+
+impl Step {
+    pub fn start(n: u8, title: &str, shows: &str) -> Step {
+        println!("\nexperiment {n}: {title}\n  what this shows: {shows}");
+        Step(Instant::now())
+    }
+    pub fn done(self) {
+        println!("  took {:.1} s", self.0.elapsed().as_secs_f64());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,19 @@ pub fn kib_or_mib(bytes: u64) -> String {
     }
 }
 
+/// The q-th quantile (0..=1) of durations, in ms, by nearest rank (the
+/// smallest sample with at least q of them at or below it: a value that
+/// was measured, never an interpolation). 0 for no samples.
+pub fn quantile_ms(took: &[std::time::Duration], q: f64) -> f64 {
+    if took.is_empty() {
+        return 0.0;
+    }
+    let mut took = took.to_vec();
+    took.sort_unstable();
+    let rank = ((q * took.len() as f64).ceil() as usize).clamp(1, took.len());
+    took[rank - 1].as_secs_f64() * 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -264,7 +264,8 @@ async fn cache_set(state: &AppState, key: &str, json: &str) {
 /// sets the cache last. Now Redis holds A's older value until the TTL ends.
 /// A delete cannot leave an old value behind: the next read loads whatever
 /// the database holds then. (A read that races the write can still put an
-/// old value back; lesson 8 closes that gap.)
+/// old value back: the stale-set race, which lesson 8 reproduces and
+/// closes twice, with a versioned set and with leases.)
 ///
 /// Why a task of its own? A handler is a future, and a future that is
 /// dropped simply stops: at our own timeout, or when the client hangs up.
@@ -454,7 +455,9 @@ fn is_query_canceled(e: &sqlx::Error) -> bool {
 }
 
 /// Deletes a key. If Redis is down the stale copy stays until its TTL: that
-/// is the TTL's job as a backstop, and why it must not be too long.
+/// is the TTL's job as a backstop, and why it must not be too long. (The
+/// lost invalidation: lesson 8 closes it with an outbox that the database
+/// writes in the writer's own transaction, and a relay that retries.)
 #[tracing::instrument(skip(state))]
 async fn cache_delete(state: &AppState, key: &str) {
     static DEL_FAILED: Throttle = Throttle::new(WARN_EVERY);

@@ -1,4 +1,3 @@
-use anyhow::Context;
 use clap::Parser;
 use lesson_06_http_edge::cli::Args;
 use lesson_06_http_edge::edge::EdgeConfig;
@@ -22,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     // process with no destructor run.
     tokio::select! {
         r = lesson_06_http_edge::experiment::demo(&args) => r,
-        signal = stop_signal() => {
+        signal = lab::demo::stop_signal() => {
             anyhow::bail!("interrupted ({}): the edges and origins are stopped", signal?)
         }
     }
@@ -59,22 +58,8 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     if args.purge {
         tracing::info!("purge on: curl {base}/purge/users/42    # then the next GET is a MISS");
     }
-    let signal = stop_signal().await?;
+    let signal = lab::demo::stop_signal().await?;
     tracing::info!("{signal}: stopping the edge and the origin");
     drop(nginx);
     running.shutdown().await
-}
-
-/// Waits for Ctrl-C (SIGINT) or SIGTERM (`kill`, a service manager, a
-/// container's stop) and names it: both are a request to stop cleanly.
-async fn stop_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => {
-            r.context("Failed to listen for Ctrl-C")?;
-            Ok("Ctrl-C")
-        }
-        _ = term.recv() => Ok("SIGTERM"),
-    }
 }

@@ -56,12 +56,12 @@ use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use lab::http::{ApiError, db_call, json_body, user_id_from_path};
-use lesson_02_cache_aside::UpdateUser;
+use lesson_02_cache_aside::{UpdateUser, json_response};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -340,7 +340,7 @@ pub async fn get_user(
     let id = user_id_from_path(path)?;
     if let Some(entry) = state.l1.get(id) {
         state.metrics.l1_hit();
-        return Ok(json_response(&entry.json, "L1"));
+        return Ok(json_response(entry.json.to_string(), "L1"));
     }
     if let Some(entry) = store::read(&state, &state.reads, id).await {
         // Older than an invalidation announced: Redis has not been told
@@ -350,7 +350,7 @@ pub async fn get_user(
             state.metrics.l2_hit();
             let entry = Arc::new(entry);
             state.l1.insert(id, entry.clone());
-            return Ok(json_response(&entry.json, "L2"));
+            return Ok(json_response(entry.json.to_string(), "L2"));
         }
         state.metrics.l2_too_old();
     }
@@ -373,7 +373,7 @@ pub async fn get_user(
     store::fill(&state, id, &entry, &lease).await;
     state.l1.insert(id, entry.clone());
     state.metrics.miss();
-    Ok(json_response(&entry.json, "MISS"))
+    Ok(json_response(entry.json.to_string(), "MISS"))
 }
 // ANCHOR_END: get_user
 
@@ -455,15 +455,3 @@ async fn write(
     Ok((saved.user, heard))
 }
 // ANCHOR_END: put_user
-
-/// A 200 with the cached JSON and `X-Cache`.
-pub fn json_response(json: &str, layer: &'static str) -> Response {
-    let mut resp = (StatusCode::OK, json.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert("x-cache", HeaderValue::from_static(layer));
-    resp
-}

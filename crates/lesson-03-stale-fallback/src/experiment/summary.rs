@@ -85,12 +85,7 @@ fn p50_p99(samples: &[&Sample]) -> (f64, f64) {
 
 /// The q-th quantile (0..=1) of latencies in ms, nearest rank.
 fn quantile(took: &mut [Duration], q: f64) -> f64 {
-    if took.is_empty() {
-        return 0.0;
-    }
-    took.sort_unstable();
-    let rank = ((q * took.len() as f64).ceil() as usize).clamp(1, took.len());
-    took[rank - 1].as_secs_f64() * 1000.0
+    lab::units::quantile_ms(took, q)
 }
 
 /// What the run found: each variant per phase, its recovery after the

@@ -141,16 +141,7 @@ pub async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) 
     }
 }
 
-/// The q-th quantile (0..=1) of latencies in ms, nearest rank.
-pub fn quantile_ms(took: &[Duration], q: f64) -> f64 {
-    if took.is_empty() {
-        return 0.0;
-    }
-    let mut took = took.to_vec();
-    took.sort_unstable();
-    let rank = ((q * took.len() as f64).ceil() as usize).clamp(1, took.len());
-    took[rank - 1].as_secs_f64() * 1000.0
-}
+pub use lab::units::quantile_ms;
 
 /// "MISS×1, HIT×19": each cache status with how often it was seen, in
 /// first-seen order.

@@ -113,43 +113,27 @@ impl lab::results::Results for EdgeResults {
     const FILE: &'static str = "edge.json";
 }
 
-/// One experiment in the output: its heading and what it shows when it
-/// starts, and its own duration when it ends (not an offset from the
-/// start: a reader compares experiments by what each one took).
-struct Step(Instant);
-
-impl Step {
-    fn start(n: u8, title: &str, shows: &str) -> Step {
-        println!("\nexperiment {n}: {title}\n  what this shows: {shows}");
-        Step(Instant::now())
-    }
-
-    fn done(self) {
-        println!("  took {:.1} s", self.0.elapsed().as_secs_f64());
-    }
-}
-
 /// Experiments 2–6 in order, each printing its outcome as it ends.
 pub async fn run(plan: &Plan) -> anyhow::Result<EdgeResults> {
     let t0 = Instant::now();
     let fx = fixture::Fixture::new(plan.collapse_clients as u32 + 10).await?;
-    let step = Step::start(2, "request collapsing (proxy_cache_lock)", collapse::SHOWS);
+    let step = lab::demo::Step::start(2, "request collapsing (proxy_cache_lock)", collapse::SHOWS);
     let collapse = collapse::run(&fx, plan).await?;
     step.done();
-    let step = Step::start(
+    let step = lab::demo::Step::start(
         3,
         "stale-if-error (the origin answers 500, then is killed)",
         stale::SHOWS,
     );
     let stale = stale::run(&fx, plan).await?;
     step.done();
-    let step = Step::start(4, "stale-while-revalidate under load", swr::SHOWS);
+    let step = lab::demo::Step::start(4, "stale-while-revalidate under load", swr::SHOWS);
     let swr = swr::run(&fx, plan).await?;
     step.done();
-    let step = Step::start(5, "revalidation of a 1 MiB body", revalidate::SHOWS);
+    let step = lab::demo::Step::start(5, "revalidation of a 1 MiB body", revalidate::SHOWS);
     let revalidate = revalidate::run(&fx, plan).await?;
     step.done();
-    let step = Step::start(6, "versioned URL and purge", purge::SHOWS);
+    let step = lab::demo::Step::start(6, "versioned URL and purge", purge::SHOWS);
     let purge = purge::run(&fx).await?;
     step.done();
     Ok(EdgeResults {
@@ -195,7 +179,7 @@ pub async fn demo(args: &crate::cli::Args) -> anyhow::Result<()> {
         }
     );
     let opts = load::LoadOptions { quick: !args.long };
-    let step = Step::start(1, "edge HIT vs origin vs nginx static (wrk)", load::SHOWS);
+    let step = lab::demo::Step::start(1, "edge HIT vs origin vs nginx static (wrk)", load::SHOWS);
     let (warmup, measure) = opts.durations();
     println!(
         "  measuring 3 targets with 1 connection, then 32: {} s of warm-up and 2 × {} s each…",
