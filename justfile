@@ -97,7 +97,7 @@ hint-6 k: (_hint "crates/exercise-06-http-edge/HINTS.md" k)
 lesson-8 *args:
     cargo run -q -p lesson-08-layers -- "$@"
 
-# Serve lesson 8 on 127.0.0.1:${PORT:-3000} until Ctrl-C; start a second with PORT=3001 (INVALIDATION=notify|pubsub|tracking|ttl, FILL=versioned|lease|naive).
+# Serve lesson 8 on 127.0.0.1:${PORT:-3000} until Ctrl-C; start a second with PORT=3002 (INVALIDATION=notify|pubsub|tracking|ttl, FILL=versioned|lease|naive).
 serve-8 *args:
     cargo run -q -p lesson-08-layers -- --serve "$@"
 

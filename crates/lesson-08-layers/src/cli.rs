@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use crate::{Fill, Invalidation, Settings};
 
-/// The keys of `--serve`: its own prefix, so lesson 2's `user:{id}`
-/// strings on the same Redis are never read as lesson 8's hashes.
-pub const SERVE_PREFIX: &str = "l8:";
+/// The keys of `--serve`: `l8:{schema}:`, so lesson 2's `user:{id}`
+/// strings on the same Redis are never read as lesson 8's hashes, and two
+/// schemas' versions never meet in one key.
+pub fn serve_prefix(schema: &str) -> String {
+    format!("l8:{schema}:")
+}
 
 /// The lesson's settings, from flags or env vars.
 #[derive(clap::Parser, Clone, Debug)]
@@ -57,7 +60,7 @@ impl Args {
             l1_ttl: Duration::from_millis(self.l1_ttl_ms),
             l1_capacity: self.l1_capacity,
             redis_timeout: Duration::from_millis(self.redis_timeout_ms),
-            key_prefix: SERVE_PREFIX.into(),
+            key_prefix: serve_prefix(&self.common.schema),
             schema: self.common.schema.clone(),
             latency: self.common.latency(),
             db_timeout: self.common.db_timeout(),
@@ -82,7 +85,7 @@ mod tests {
         assert_eq!(s.l1_capacity, 10_000);
         assert_eq!(s.ttl, Duration::from_secs(60));
         assert_eq!(s.outbox_every, Duration::from_millis(500));
-        assert_eq!(s.key_prefix, "l8:");
+        assert_eq!(s.key_prefix, "l8:workshop:");
     }
 
     #[test]

@@ -44,8 +44,11 @@ const SCHEMA: &[&str] = &[
      END $$",
     "CREATE OR REPLACE TRIGGER users_bump_version BEFORE UPDATE ON users
      FOR EACH ROW EXECUTE FUNCTION users_bump_version()",
+    // `SET search_path FROM CURRENT`: the function finds the outbox of its
+    // own schema (the one it was created in), whatever the writer's
+    // search_path is: `psql` with the default `public` included.
     "CREATE OR REPLACE FUNCTION users_changed() RETURNS trigger
-     LANGUAGE plpgsql AS $$
+     LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
      DECLARE
          changed bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
          -- A deleted row has no next version: one past its last stands for
@@ -54,7 +57,8 @@ const SCHEMA: &[&str] = &[
      BEGIN
          INSERT INTO user_cache_outbox (user_id, version) VALUES (changed, v)
              ON CONFLICT DO NOTHING;
-         PERFORM pg_notify(TG_TABLE_SCHEMA || '_users', changed || ':' || v);
+         -- A channel name is at most 63 bytes: the schema's first 57.
+         PERFORM pg_notify(left(TG_TABLE_SCHEMA, 57) || '_users', changed || ':' || v);
          RETURN NULL;
      END $$",
     "CREATE OR REPLACE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users
@@ -62,10 +66,19 @@ const SCHEMA: &[&str] = &[
 ];
 // ANCHOR_END: schema
 
-/// The `LISTEN` channel of a schema's user changes (see [`SCHEMA`]).
+/// The `LISTEN` channel of a schema's user changes (see [`SCHEMA`]): its
+/// first 57 characters (schema names are ASCII here) and `_users`, 63 at
+/// most, PostgreSQL's limit for a name.
 pub fn channel(schema: &str) -> String {
-    format!("{schema}_users")
+    let short: String = schema.chars().take(57).collect();
+    format!("{short}_users")
 }
+
+/// Marks the schema as prepared by this version of [`SCHEMA`]: when the
+/// function's comment says so, `prepare` changes nothing (an `ALTER TABLE`,
+/// even one that adds nothing, waits for every open transaction on the
+/// table, and every read would queue behind it).
+const PREPARED: &str = "lesson-08 schema v2";
 
 /// Adds the version, the outbox and the triggers to the pool's schema.
 /// Safe to run on every start, and from two instances at once: a
@@ -86,6 +99,11 @@ pub async fn prepare(pool: &PgPool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("Failed to prepare lesson 8's schema: {sql}"))?;
     }
+    sqlx::query(&format!(
+        "COMMENT ON FUNCTION users_changed() IS '{PREPARED}'"
+    ))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -25,9 +25,9 @@
 //! ```text
 //! just lesson-8                         # the experiments, short (under a minute)
 //! just lesson-8 --serve                 # one instance on 127.0.0.1:3000
-//! PORT=3001 just lesson-8 --serve       # a second one, same Redis and database
+//! PORT=3002 just lesson-8 --serve       # a second one, same Redis and database
 //! curl -s localhost:3000/users/42                     # X-Cache: MISS, then L1
-//! curl -s -X PUT localhost:3001/users/42 -H 'content-type: application/json' \
+//! curl -s -X PUT localhost:3002/users/42 -H 'content-type: application/json' \
 //!      -d '{"name":"Ada","email":"ada@example.com"}'
 //! curl -si localhost:3000/users/42                    # the new name, at once
 //! ```
@@ -185,6 +185,14 @@ pub struct Settings {
 // ANCHOR_END: settings
 
 impl Settings {
+    /// How long a version floor is kept: L1's TTL, plus the longest a read
+    /// can take (`db_timeout`), plus the longest Redis may hold an old
+    /// value after a write when the writer could not update it (until the
+    /// relay's grace and one period have passed). See [`L1::new`].
+    pub fn floor_ttl(&self) -> Duration {
+        self.l1_ttl + self.db_timeout + self.outbox_grace + self.outbox_every
+    }
+
     /// The defaults, no simulated latency, a 200 ms Redis timeout (a
     /// loaded CI machine), under `key_prefix` and `schema`.
     pub fn for_tests(key_prefix: &str, schema: &str) -> Settings {
@@ -263,7 +271,7 @@ impl Instance {
             reads,
             l1: Arc::new(match settings.invalidation {
                 Invalidation::Tracking => L1::disabled(),
-                _ => L1::new(settings.l1_capacity, settings.l1_ttl),
+                _ => L1::new(settings.l1_capacity, settings.l1_ttl, settings.floor_ttl()),
             }),
             settings: Arc::new(settings),
             metrics: Metrics::new()?,
@@ -342,6 +350,9 @@ pub async fn get_user(
         state.metrics.l1_hit();
         return Ok(json_response(entry.json.to_string(), "L1"));
     }
+    // Noted before anything is read: if L1 is cleared while this read is
+    // out (a subscription was lost), what it brings back is not cached.
+    let epoch = state.l1.epoch();
     if let Some(entry) = store::read(&state, &state.reads, id).await {
         // Older than an invalidation announced: Redis has not been told
         // yet (a NOTIFY arrives at commit, before the writer's Redis
@@ -349,7 +360,7 @@ pub async fn get_user(
         if state.l1.is_current(id, entry.version) {
             state.metrics.l2_hit();
             let entry = Arc::new(entry);
-            state.l1.insert(id, entry.clone());
+            state.l1.insert(id, entry.clone(), epoch);
             return Ok(json_response(entry.json.to_string(), "L2"));
         }
         state.metrics.l2_too_old();
@@ -370,8 +381,14 @@ pub async fn get_user(
     });
     // The race's window: a write that commits while a reader is here.
     hooks::hold(&state.hooks.before_fill).await;
-    store::fill(&state, id, &entry, &lease).await;
-    state.l1.insert(id, entry.clone());
+    let filled = store::fill(&state, id, &entry, &lease).await;
+    // A fill Redis refused is proof that this read is already old (a newer
+    // version is there, or a write took the lease): answer with it, it was
+    // true a moment ago, but keep it out of L1 too. A fill that failed
+    // (Redis down) proves nothing; the floors guard that insert.
+    if filled != store::Filled::Refused {
+        state.l1.insert(id, entry.clone(), epoch);
+    }
     state.metrics.miss();
     Ok(json_response(entry.json.to_string(), "MISS"))
 }
@@ -399,7 +416,10 @@ pub async fn put_user(
         ));
     };
     let write = tokio::spawn(write(state.clone(), id, update, permit).in_current_span());
-    let patience = state.settings.db_timeout + Duration::from_secs(1);
+    // The task's longest path: the UPDATE and its verdict, then two Redis
+    // calls and the outbox row's delete, each under its own timeout.
+    let s = &state.settings;
+    let patience = s.db_timeout + VERDICT_GRACE + s.redis_timeout * 2 + OUTBOX_DONE_TIMEOUT;
     match tokio::time::timeout(patience, write).await {
         Ok(Ok(Ok((user, heard)))) => {
             let mut resp = Json(user).into_response();
@@ -411,11 +431,20 @@ pub async fn put_user(
         Ok(Ok(Err(e))) => Err(e),
         Ok(Err(join_error)) => Err(ApiError::Internal(join_error.into())),
         Err(_) => Err(ApiError::Unavailable(format!(
-            "the database did not confirm the update of user {id} within {patience:?}: \
-             read the user back before retrying"
+            "the update of user {id} was not confirmed within {patience:?}: it may still be \
+             applied; read the user back before retrying"
         ))),
     }
 }
+
+/// How much longer than `db_timeout` a write waits for the database's own
+/// verdict, which arrives a round trip after its `statement_timeout` fires
+/// (lesson 2's `VERDICT_GRACE`).
+const VERDICT_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest the write's task waits to delete its outbox row. Best
+/// effort: a row left behind costs the relay one more invalidation.
+const OUTBOX_DONE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The write's task. Once the COMMIT is through, the change is recorded in
 /// the outbox whatever happens next: this task dying, Redis failing, the
@@ -431,9 +460,18 @@ async fn write(
     let limit = state.settings.db_timeout;
     let name = update.name.trim();
     let email = update.email.trim();
-    let saved = db_call(limit, db::update(&state.pool, id, name, email, limit))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    let update = db::update(&state.pool, id, name, email, limit);
+    let saved = match tokio::time::timeout(limit + VERDICT_GRACE, update).await {
+        Ok(Ok(Some(saved))) => saved,
+        Ok(Ok(None)) => return Err(ApiError::NotFound(format!("user {id} not found"))),
+        Ok(Err(e)) => return Err(write_failed(id, limit, e)),
+        Err(_) => {
+            return Err(ApiError::Unavailable(format!(
+                "the database did not answer the update of user {id}: it may still be \
+                 applied; read the user back before retrying"
+            )));
+        }
+    };
     hooks::hold(&state.hooks.after_commit).await;
     let json = serde_json::to_string(&saved.user).map_err(anyhow::Error::from)?;
     let entry = Entry {
@@ -441,17 +479,52 @@ async fn write(
         json: json.into(),
     };
     // Read-your-writes on this instance: its own L1 forgets at once, before
-    // any message could arrive.
+    // any message could arrive. (With tracking, L1 is redis-rs's, which
+    // only Redis's push clears: no such promise there.)
     state.l1.invalidate(id, saved.version);
     let heard = store::invalidate(&state, id, &entry).await;
     if heard {
-        if let Err(e) = db::outbox_done(&state.pool, id, saved.version).await {
+        let done = db::outbox_done(&state.pool, id, saved.version);
+        match tokio::time::timeout(OUTBOX_DONE_TIMEOUT, done).await {
+            Ok(Ok(())) => {}
             // Harmless: the relay will invalidate once more.
-            tracing::debug!("{e:#}");
+            Ok(Err(e)) => tracing::debug!("{e:#}"),
+            Err(_) => tracing::debug!("deleting the outbox row of user {id} timed out"),
         }
     } else {
         state.metrics.queued();
     }
     Ok((saved.user, heard))
+}
+
+/// What a failed UPDATE tells the client, as lesson 2 says it: "not
+/// applied" when the database says so, "may be applied" when it cannot.
+fn write_failed(id: i64, limit: Duration, e: sqlx::Error) -> ApiError {
+    match e {
+        // No pool connection came free in time: nothing was sent.
+        sqlx::Error::PoolTimedOut => ApiError::Unavailable(format!(
+            "the update of user {id} was not applied: no database connection came free \
+             within {limit:?}; retry later"
+        )),
+        // SQLSTATE 57014: the statement timeout fired, and rolled it back.
+        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => {
+            ApiError::Unavailable(format!(
+                "the update of user {id} was not applied: the database gave up after \
+                 {limit:?}; retry later"
+            ))
+        }
+        e => {
+            let e = anyhow::Error::from(e).context(format!("Failed to update user {id}"));
+            if lab::http::unreachable(&e) {
+                tracing::warn!("{e:#}");
+                ApiError::Unavailable(format!(
+                    "the database could not be reached: the update of user {id} may not have \
+                     been applied; read the user back before retrying"
+                ))
+            } else {
+                ApiError::Internal(e)
+            }
+        }
+    }
 }
 // ANCHOR_END: put_user

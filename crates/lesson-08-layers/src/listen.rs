@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lab::log::Throttle;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::task::JoinHandle;
 
 use crate::{AppState, store};
 
-/// First wait before resubscribing; doubled per failure, up to [`BACKOFF_MAX`].
+/// First wait before resubscribing (see [`Backoff`]).
 const BACKOFF: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const WARN_EVERY: Duration = Duration::from_secs(5);
@@ -69,11 +69,15 @@ fn flush(state: &AppState) {
 
 // ANCHOR: pubsub
 /// Redis pub/sub: subscribe to the prefix's channel, evict on each message,
-/// and flush L1 every time the subscription is (re)made.
+/// and flush L1 every time the subscription is (re)made. A `PING` every
+/// [`HEARTBEAT`] proves the connection alive: a connection that died
+/// without a word (a blackholed network) would otherwise wait forever,
+/// with no message, no error and no flush.
 pub async fn pubsub(state: AppState, redis_url: String) {
     static DOWN: Throttle = Throttle::new(WARN_EVERY);
     let channel = store::channel(&state.settings.key_prefix);
-    let mut backoff = BACKOFF;
+    let limit = state.settings.redis_timeout * 20;
+    let mut backoff = Backoff::default();
     loop {
         let subscribed = async {
             let client = redis::Client::open(redis_url.as_str())?;
@@ -81,74 +85,142 @@ pub async fn pubsub(state: AppState, redis_url: String) {
             pubsub.subscribe(&channel).await?;
             anyhow::Ok(pubsub)
         };
-        match tokio::time::timeout(state.settings.redis_timeout * 20, subscribed).await {
-            Ok(Ok(mut pubsub)) => {
-                backoff = BACKOFF;
+        match tokio::time::timeout(limit, subscribed).await {
+            Ok(Ok(pubsub)) => {
+                let up = backoff.up();
                 flush(&state);
-                let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Ok(payload) = msg.get_payload::<String>() {
-                        on_message(&state, &payload);
+                let (mut sink, mut messages) = pubsub.split();
+                let mut heartbeat = tokio::time::interval(HEARTBEAT);
+                let why = loop {
+                    tokio::select! {
+                        msg = messages.next() => match msg {
+                            Some(msg) => {
+                                if let Ok(payload) = msg.get_payload::<String>() {
+                                    on_message(&state, &payload);
+                                }
+                            }
+                            // The stream ends when the connection does.
+                            None => break "the connection closed",
+                        },
+                        _ = heartbeat.tick() => {
+                            let ping = sink.ping::<redis::Value>();
+                            if !matches!(tokio::time::timeout(limit, ping).await, Ok(Ok(_))) {
+                                break "a PING got no answer";
+                            }
+                        }
                     }
-                }
-                // The stream ends when the connection does.
+                };
                 DOWN.warn(format_args!(
-                    "lost the Redis invalidation channel: L1 dropped"
+                    "lost the Redis invalidation channel ({why}): L1 dropped"
                 ));
                 flush(&state);
+                backoff.down(up);
             }
             Ok(Err(e)) => DOWN.warn(format_args!("cannot subscribe to Redis: {e:#}")),
             Err(_) => DOWN.warn(format_args!("subscribing to Redis timed out")),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff.wait().await;
     }
 }
 // ANCHOR_END: pubsub
 
 // ANCHOR: notify
 /// PostgreSQL `LISTEN`: the trigger's `pg_notify` at each commit, from any
-/// writer. The same rule: flush L1 whenever the listening session is new.
+/// writer. The same rules: flush L1 whenever the listening session is new,
+/// and prove it alive with a query every [`HEARTBEAT`].
 pub async fn notify(state: AppState) {
     static DOWN: Throttle = Throttle::new(WARN_EVERY);
     let channel = crate::db::channel(&state.settings.schema);
-    let mut backoff = BACKOFF;
+    let limit = state.settings.db_timeout;
+    // A connection of its own, outside the service's pool: a listening
+    // session is held for good, and taking it from the pool would leave
+    // one connection fewer for the requests (none, with a pool of one).
+    let options = state.pool.connect_options().as_ref().clone();
+    let mut backoff = Backoff::default();
     loop {
         let listening = async {
-            let mut listener = PgListener::connect_with(&state.pool).await?;
+            let session = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(limit)
+                .connect_lazy_with(options.clone());
+            let mut listener = PgListener::connect_with(&session).await?;
+            // We reconnect ourselves (to flush L1 first), never sqlx.
+            listener.eager_reconnect(false);
             listener.listen(&channel).await?;
             anyhow::Ok(listener)
         };
-        match tokio::time::timeout(state.settings.db_timeout, listening).await {
+        match tokio::time::timeout(limit, listening).await {
             Ok(Ok(mut listener)) => {
-                backoff = BACKOFF;
+                let up = backoff.up();
                 flush(&state);
-                loop {
-                    // `try_recv` is `Ok(None)` when the session was lost,
-                    // and sqlx would reconnect silently on the next call:
-                    // we reconnect ourselves, to flush L1 first.
-                    match listener.try_recv().await {
-                        Ok(Some(n)) => on_message(&state, n.payload()),
-                        Ok(None) => break,
-                        Err(e) => {
-                            DOWN.warn(format_args!("the LISTEN session failed: {e:#}"));
-                            break;
+                let mut heartbeat = tokio::time::interval(HEARTBEAT);
+                let why = loop {
+                    tokio::select! {
+                        // `Ok(None)`: the session was lost.
+                        n = listener.try_recv() => match n {
+                            Ok(Some(n)) => on_message(&state, n.payload()),
+                            Ok(None) => break "the session closed".to_string(),
+                            Err(e) => break format!("{e:#}"),
+                        },
+                        _ = heartbeat.tick() => {
+                            let ping = sqlx::query("SELECT 1").execute(&mut listener);
+                            if !matches!(tokio::time::timeout(limit, ping).await, Ok(Ok(_))) {
+                                break "a query got no answer".to_string();
+                            }
                         }
                     }
-                }
+                };
                 DOWN.warn(format_args!(
-                    "lost the PostgreSQL LISTEN session: L1 dropped"
+                    "lost the PostgreSQL LISTEN session ({why}): L1 dropped"
                 ));
                 flush(&state);
+                backoff.down(up);
             }
             Ok(Err(e)) => DOWN.warn(format_args!("cannot LISTEN on PostgreSQL: {e:#}")),
             Err(_) => DOWN.warn(format_args!("LISTEN on PostgreSQL timed out")),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        backoff.wait().await;
     }
 }
 // ANCHOR_END: notify
+
+/// How often a subscription proves its connection alive. Also the bound on
+/// how long a silently dead one goes unnoticed (plus the ping's timeout).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The wait before resubscribing: doubled per failure, up to
+/// [`BACKOFF_MAX`], and back to [`BACKOFF`] only after a subscription that
+/// lasted [`STABLE`]: one that drops the moment it is made (a client
+/// killed for its buffer, a flapping proxy) must not loop twenty times a
+/// second, each time dropping L1.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+/// A subscription up this long counts as healthy.
+const STABLE: Duration = Duration::from_secs(10);
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { next: BACKOFF }
+    }
+}
+
+impl Backoff {
+    fn up(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    fn down(&mut self, up: std::time::Instant) {
+        if up.elapsed() >= STABLE {
+            self.next = BACKOFF;
+        }
+    }
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+    }
+}
 
 // ANCHOR: relay
 /// The outbox relay: every `outbox_every`, the changes whose writer did not
@@ -171,15 +243,24 @@ pub async fn relay(state: AppState) {
             }
             Err(_) => continue,
         };
+        let mut failures = 0;
         for (id, version) in due {
             if !store::invalidate(&state, id, &store::tombstone(version)).await {
-                // Redis is still failing; the row stays for the next tick.
-                break;
+                // The row stays for the next tick. One bad row (a stray
+                // key of another type) must not block the others; three
+                // failures in a tick mean Redis is failing: wait.
+                failures += 1;
+                if failures >= 3 {
+                    break;
+                }
+                continue;
             }
             state.l1.invalidate(id, version);
-            match crate::db::outbox_done(&state.pool, id, version).await {
-                Ok(()) => state.metrics.relayed(),
-                Err(e) => FAILED.warn(format_args!("the outbox relay cannot delete: {e:#}")),
+            let done = crate::db::outbox_done(&state.pool, id, version);
+            match tokio::time::timeout(state.settings.db_timeout, done).await {
+                Ok(Ok(())) => state.metrics.relayed(),
+                Ok(Err(e)) => FAILED.warn(format_args!("the outbox relay cannot delete: {e:#}")),
+                Err(_) => FAILED.warn(format_args!("the outbox relay's delete timed out")),
             }
         }
     }

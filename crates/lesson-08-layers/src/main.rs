@@ -44,9 +44,10 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     tracing::info!(
         "try: curl -i -X PUT {base}/users/42 -H 'content-type: application/json' -d '{{\"name\":\"Ada\",\"email\":\"ada@example.com\"}}'"
     );
+    // +2, not +1: `just book` serves on 3001.
     tracing::info!(
         "a second instance: PORT={} just lesson-8 --serve",
-        args.common.port + 1
+        args.common.port + 2
     );
     let signal = lab::demo::stop_signal().await?;
     tracing::info!("{signal}: stopping");

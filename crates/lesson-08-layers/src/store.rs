@@ -156,12 +156,21 @@ pub async fn take_lease(state: &AppState, id: i64) -> Lease {
     }
 }
 
+/// What became of a fill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filled {
+    Stored,
+    /// Redis refused it: the fix at work (the value was older than what
+    /// Redis has, or a write took the lease). The value is known to be old.
+    Refused,
+    /// Redis did not answer: nothing is known.
+    Failed,
+}
+
 // ANCHOR: fill
 /// After a miss: puts what the database said into Redis, as `fill` allows.
-/// Returns whether Redis took it (a refused fill is the fix working: the
-/// value was older than what Redis has).
 #[tracing::instrument(skip(state, entry, lease), fields(version = entry.version))]
-pub async fn fill(state: &AppState, id: i64, entry: &Entry, lease: &Lease) -> bool {
+pub async fn fill(state: &AppState, id: i64, entry: &Entry, lease: &Lease) -> Filled {
     static FAILED: Throttle = Throttle::new(WARN_EVERY);
     let s = &state.settings;
     let k = key(&s.key_prefix, id);
@@ -210,10 +219,14 @@ pub async fn fill(state: &AppState, id: i64, entry: &Entry, lease: &Lease) -> bo
         // No lease, no fill.
         (Fill::Lease, _) => Some(false),
     };
-    if stored == Some(false) {
-        state.metrics.fill_refused();
+    match stored {
+        Some(true) => Filled::Stored,
+        Some(false) => {
+            state.metrics.fill_refused();
+            Filled::Refused
+        }
+        None => Filled::Failed,
     }
-    stored.unwrap_or(false)
 }
 // ANCHOR_END: fill
 

@@ -163,3 +163,28 @@ async fn a_lost_subscription_drops_l1_and_no_stale_read_survives_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_silently_dead_subscription_is_noticed_and_l1_dropped() {
+    // A blackholed connection never errors and never closes: only the
+    // heartbeat can tell. B must notice and drop L1 on its own.
+    let lab = Lab::new().await;
+    for invalidation in [Invalidation::PubSub, Invalidation::Notify] {
+        let mut settings = lab.settings();
+        settings.invalidation = invalidation;
+        // The heartbeat's query waits up to this long for an answer.
+        settings.db_timeout = Duration::from_secs(2);
+        let (b, proxies) = lab.proxied_instance(settings).await;
+        subscribed(&b).await;
+        let flushes = b.state.metrics.value(L1_FLUSHES);
+        for p in [&proxies.pg, &proxies.redis] {
+            p.set(Fault::Blackhole);
+        }
+        eventually(
+            LIMIT,
+            &format!("{invalidation:?}: a dead subscription went unnoticed"),
+            || async { b.state.metrics.value(L1_FLUSHES) > flushes },
+        )
+        .await;
+    }
+}

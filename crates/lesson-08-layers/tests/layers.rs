@@ -13,7 +13,11 @@ use lesson_08_layers::metrics::{DB_QUERIES, L1_HITS, L2_HITS};
 #[tokio::test]
 async fn a_read_fills_both_layers_and_the_next_ones_hit_them() {
     let lab = Lab::new().await;
-    let a = lab.instance(lab.settings(), Hooks::default()).await;
+    // TTL only: no subscription whose first flush could empty L1 between
+    // the reads below.
+    let mut settings = lab.settings();
+    settings.invalidation = Invalidation::Ttl;
+    let a = lab.instance(settings.clone(), Hooks::default()).await;
     let first = get(&a, 7).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.header("x-cache"), "MISS");
@@ -28,7 +32,7 @@ async fn a_read_fills_both_layers_and_the_next_ones_hit_them() {
     assert_eq!(second.body, first.body);
 
     // Another instance has its own, empty L1: Redis answers it.
-    let b = lab.instance(lab.settings(), Hooks::default()).await;
+    let b = lab.instance(settings, Hooks::default()).await;
     let from_b = get(&b, 7).await;
     assert_eq!(from_b.header("x-cache"), "L2");
     assert_eq!(from_b.body, first.body);
@@ -70,7 +74,13 @@ async fn bad_ids_are_400s_and_unknown_ids_404s() {
 #[tokio::test]
 async fn the_writer_reads_its_own_write_at_once() {
     let lab = Lab::new().await;
-    for invalidation in Invalidation::ALL {
+    // Not with tracking: there L1 is redis-rs's, and only Redis's push
+    // clears the writer's own copy, a moment later (no promise).
+    for invalidation in [
+        Invalidation::Ttl,
+        Invalidation::PubSub,
+        Invalidation::Notify,
+    ] {
         let mut settings = lab.settings();
         settings.invalidation = invalidation;
         let a = lab.instance(settings, Hooks::default()).await;

@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Lab, get, name, put};
-use lesson_08_layers::Fill;
 use lesson_08_layers::hooks::{Hooks, Pause};
-use lesson_08_layers::metrics::FILLS_REFUSED;
+use lesson_08_layers::metrics::{FILLS_REFUSED, INVALIDATIONS, L1_FLUSHES};
+use lesson_08_layers::{Fill, Invalidation};
 
 /// Replays the race with `fill` and returns what Redis holds afterwards
 /// (the version and the name in its JSON), and the refused fills.
@@ -24,6 +24,11 @@ async fn race(lab: &Lab, fill: Fill, id: i64) -> (Option<i64>, Option<String>, u
     };
     let reader = lab.instance(settings.clone(), hooks).await;
     let writer = lab.instance(settings, Hooks::default()).await;
+    // Warm the writer's Redis connection and scripts (another user), so
+    // that its invalidation below is not its first call on a cold
+    // connection, under a 200 ms budget on a busy machine.
+    assert_eq!(get(&writer, id + 1000).await.status, 404);
+    assert_eq!(get(&writer, 1).await.status, 200);
 
     let router = reader.router();
     let read = tokio::spawn(async move {
@@ -35,6 +40,11 @@ async fn race(lab: &Lab, fill: Fill, id: i64) -> (Option<i64>, Option<String>, u
     // The reader holds version 1 and has not filled yet.
     let written = put(&writer, id, "Ada").await;
     assert_eq!(written.status, 200, "{}", written.body);
+    assert_eq!(
+        written.header("x-invalidation"),
+        "done",
+        "the writer could not reach Redis: no race to replay"
+    );
     pause.release();
     let read = read.await.expect("the reader");
     assert_eq!(
@@ -134,4 +144,47 @@ async fn with_leases_a_miss_without_the_lease_does_not_fill() {
         1,
         "the one without the lease"
     );
+}
+
+#[tokio::test]
+async fn a_slow_read_on_b_does_not_bring_the_old_value_back_into_its_l1() {
+    // The race one layer up: B's read loaded version 1 before A's write,
+    // B heard of the write, then B's read finishes. Its fill is refused
+    // (Redis has version 2), and it must not land in B's L1 either.
+    let lab = Lab::new().await;
+    for invalidation in [Invalidation::PubSub, Invalidation::Notify] {
+        let id = 54 + invalidation as i64;
+        let mut settings = lab.settings();
+        settings.invalidation = invalidation;
+        let pause = Pause::new();
+        let hooks = Hooks {
+            before_fill: Some(pause.clone()),
+            ..Hooks::default()
+        };
+        let b = lab.instance(settings.clone(), hooks).await;
+        let a = lab.instance(settings, Hooks::default()).await;
+        common::eventually(Duration::from_secs(20), "B never subscribed", || async {
+            b.state.metrics.value(L1_FLUSHES) >= 1
+        })
+        .await;
+        let router = b.router();
+        let read = tokio::spawn(async move {
+            lab::testing::call(router, "GET", &format!("/users/{id}"), None).await
+        });
+        pause.reached().await;
+        assert_eq!(put(&a, id, "Ada").await.header("x-invalidation"), "done");
+        common::eventually(Duration::from_secs(20), "B heard nothing", || async {
+            b.state.metrics.value(INVALIDATIONS) >= 1
+        })
+        .await;
+        pause.release();
+        assert_eq!(name(&read.await.expect("read")), format!("User {id}"));
+        let next = get(&b, id).await;
+        assert_eq!(
+            name(&next),
+            "Ada",
+            "{invalidation:?}: B's slow read put version 1 back into its L1 ({})",
+            next.header("x-cache")
+        );
+    }
 }
