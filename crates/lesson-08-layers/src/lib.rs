@@ -371,9 +371,18 @@ pub async fn get_user(
     };
     state.metrics.db_query();
     let loaded = db::fetch(&state.pool, id, state.settings.latency);
-    let found = db_call(state.settings.db_timeout, loaded)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    let found = match db_call(state.settings.db_timeout, loaded).await {
+        Ok(Some(found)) => found,
+        // Nothing to fill: give the lease back at once.
+        Ok(None) => {
+            store::release(&state, id, &lease).await;
+            return Err(ApiError::NotFound(format!("user {id} not found")));
+        }
+        Err(e) => {
+            store::release(&state, id, &lease).await;
+            return Err(e);
+        }
+    };
     let json = serde_json::to_string(&found.user).map_err(anyhow::Error::from)?;
     let entry = Arc::new(Entry {
         version: found.version,

@@ -82,6 +82,17 @@ return 1",
 });
 // ANCHOR_END: scripts
 
+/// Gives a lease back, if it is still this reader's: after a load that
+/// found nothing or failed, so that the next miss need not wait for it to
+/// expire.
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0",
+    )
+});
+
 /// What a reader may fill after a miss, and how a writer invalidates.
 #[derive(Debug)]
 pub enum Lease {
@@ -168,6 +179,24 @@ pub enum Filled {
 }
 
 // ANCHOR: fill
+/// Releases `lease` if this reader holds it (see [`RELEASE_LEASE`]).
+#[tracing::instrument(skip(state, lease))]
+pub async fn release(state: &AppState, id: i64, lease: &Lease) {
+    static FAILED: Throttle = Throttle::new(WARN_EVERY);
+    let Lease::Held(token) = lease else {
+        return;
+    };
+    let mut redis = state.redis.clone();
+    let mut script = RELEASE_LEASE.key(lease_key(&state.settings.key_prefix, id));
+    script.arg(token);
+    let call = script.invoke_async::<i64>(&mut redis);
+    // A failure costs the next miss a wait of at most the lease's expiry.
+    lab::cache::call(state.settings.redis_timeout, call, |why| {
+        failed(state, &FAILED, why)
+    })
+    .await;
+}
+
 /// After a miss: puts what the database said into Redis, as `fill` allows.
 #[tracing::instrument(skip(state, entry, lease), fields(version = entry.version))]
 pub async fn fill(state: &AppState, id: i64, entry: &Entry, lease: &Lease) -> Filled {

@@ -188,3 +188,22 @@ async fn a_slow_read_on_b_does_not_bring_the_old_value_back_into_its_l1() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lease_is_given_back_when_the_user_is_not_found() {
+    let lab = Lab::new().await;
+    let mut settings = lab.settings();
+    settings.fill = Fill::Lease;
+    let a = lab.instance(settings, Hooks::default()).await;
+    assert_eq!(get(&a, 99_999).await.status, 404);
+    let mut c = lab.redis().await;
+    let lease: Option<String> = redis::cmd("GET")
+        .arg(lab.prefix.key("user:99999:lease"))
+        .query_async(&mut c)
+        .await
+        .expect("GET");
+    assert_eq!(
+        lease, None,
+        "a 404 kept its lease: the next miss would be denied"
+    );
+}

@@ -25,8 +25,9 @@
 //! - [`criterion`]: reading criterion's saved estimates.
 //! - [`render`]: a group's Markdown table and SVG chart.
 //! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06`],
-//!   [`lesson_06_load`]: each lesson's experiment results (read with
-//!   `lab::results::Results::read`) → its tables and charts.
+//!   [`lesson_06_load`], [`lesson_08`]: each lesson's experiment results
+//!   (read with `lab::results::Results::read`) → its tables and charts
+//!   (and lesson 8's criterion group, `layer_costs`).
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
 //! - [`stamp`]: the machine, versions and placement a run was made with.
 
@@ -38,6 +39,7 @@ mod lesson_04;
 mod lesson_05;
 mod lesson_06;
 mod lesson_06_load;
+mod lesson_08;
 mod render;
 mod stamp;
 
@@ -58,6 +60,7 @@ use lesson_04_indexing::experiment::{
 use lesson_05_buffer_tuning::experiments::BuffersResults;
 use lesson_06_http_edge::experiment::EdgeResults;
 use lesson_06_http_edge::experiment::load::LoadResults;
+use lesson_08_layers::experiment::LayersResults;
 
 use crate::groups::GROUPS;
 use crate::stamp::RunInfo;
@@ -199,6 +202,41 @@ fn main() -> anyhow::Result<()> {
         Err(e) if args.reuse => eprintln!("report: edge_load.md left as it is: {e:#}"),
         Err(e) => return Err(e),
     }
+    match LayersResults::read() {
+        Ok(layers) => {
+            for (name, md) in lesson_08::files(&layers, run.quick) {
+                std::fs::write(out.join(name), md)?;
+            }
+            lesson_08::staleness_svg(&layers, &out.join("layers_staleness.svg"), run.quick)?;
+            println!(
+                "\nLesson 8: the layers experiments\n{}\n{}",
+                layers.staleness_md(),
+                layers.findings()
+            );
+        }
+        Err(e) if args.reuse => eprintln!("report: the layers_*.md files left as they are: {e:#}"),
+        Err(e) => return Err(e),
+    }
+    // Lesson 8's criterion group: not in `GROUPS`, because its table has
+    // sentences of its own under it.
+    let costs = &lesson_08::COSTS;
+    let all = criterion::read_group(&criterion_dir, costs.id)?;
+    match render::select(costs, &all) {
+        Ok(rows) => {
+            let md = lesson_08::costs_md(&rows, run.quick);
+            std::fs::write(out.join(format!("{}.md", costs.id)), &md)?;
+            render::chart_svg(
+                costs,
+                &rows,
+                &out.join(format!("{}.svg", costs.id)),
+                run.quick,
+            )?;
+            println!("\n{}\n{md}", costs.title);
+        }
+        // A --reuse of a run from before the bench existed.
+        Err(e) if args.reuse => eprintln!("report: layer_costs.md left as it is: {e:#}"),
+        Err(e) => return Err(e),
+    }
     // A --reuse of a run from before `just chaos` existed keeps the
     // committed chaos.md.
     match ChaosResults::read() {
@@ -210,7 +248,7 @@ fn main() -> anyhow::Result<()> {
     println!("{}", stamp::stamp_md(&run));
     println!(
         "wrote {} bench tables and charts, the experiments' tables and charts, outage.csv and stamp.md to {}",
-        GROUPS.len(),
+        GROUPS.len() + 1,
         out.display()
     );
     if run.quick {
@@ -354,7 +392,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         serde_json::to_string_pretty(&run)?,
     )?;
     // Every group must have been written by this run, not an earlier one.
-    for spec in GROUPS {
+    for spec in GROUPS.iter().chain([&lesson_08::COSTS]) {
         let all = criterion::read_group(criterion_dir, spec.id)?;
         for e in render::select(spec, &all)? {
             if e.modified < started {
@@ -370,6 +408,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         BuffersResults::path(),
         EdgeResults::path(),
         LoadResults::path(),
+        LayersResults::path(),
         ChaosResults::path(),
     ] {
         let written = std::fs::metadata(&path)

@@ -11,7 +11,7 @@
 //! - `pk_lookup`: what PostgreSQL's own cache does for the third layer;
 //! - `summary`: the tables `just report` renders.
 //!
-//! The layers' hit costs are criterion's (the `layers` bench), not here.
+//! The layers' hit costs are criterion's (the `layer_costs` bench), not here.
 
 use std::time::{Duration, Instant};
 

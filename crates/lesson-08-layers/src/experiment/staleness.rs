@@ -128,10 +128,10 @@ pub async fn run(fx: &Fixture, plan: &Plan, first_id: i64) -> anyhow::Result<Vec
         println!(
             "  {:<9} p50 {:>8.2} ms   p99 {:>8.2} ms   max {:>8.2} ms   (new on B before A answered in {before_answer} of {} trials; {stale_reads} old answers after)",
             design.name(),
-            plan.trials,
             out[d].p50_ms,
             out[d].p99_ms,
-            out[d].max_ms
+            out[d].max_ms,
+            plan.trials
         );
     }
     Ok(out)
