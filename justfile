@@ -93,6 +93,21 @@ exercise-6:
 # Exercise 6's hint K, one at a time: `just hint-6 1` is gentle, the last is nearly the answer.
 hint-6 k: (_hint "crates/exercise-06-http-edge/HINTS.md" k)
 
+# Lesson 7: a hot key expires under load: the herd per strategy (naive, single-flight, xfetch, lease), TTL jitter, negative caching (<1 min; `--long` is the book's).
+lesson-7 *args:
+    cargo run -q -p lesson-07-stampede -- "$@"
+
+# Serve lesson 7 on 127.0.0.1:${PORT:-3000} until Ctrl-C (STRATEGY=single-flight|lease|xfetch|naive, TTL_JITTER, NEGATIVE_TTL_SECS).
+serve-7 *args:
+    cargo run -q -p lesson-07-stampede -- --serve "$@"
+
+# Check your solution to exercise 7 (edit crates/exercise-07-stampede/src/starter.rs).
+exercise-7:
+    cargo test -q -p exercise-07-stampede --features starter
+
+# Exercise 7's hint K, one at a time: `just hint-7 1` is gentle, the last is nearly the answer.
+hint-7 k: (_hint "crates/exercise-07-stampede/HINTS.md" k)
+
 # Lesson 8: two instances (L1 in process, Redis, PostgreSQL): staleness per invalidation design, the stale-set race, the lost invalidation (<1 min; `--long` is the book's).
 lesson-8 *args:
     cargo run -q -p lesson-08-layers -- "$@"

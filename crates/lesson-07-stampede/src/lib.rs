@@ -382,8 +382,9 @@ async fn read_with_lease(state: &AppState, id: i64) -> Result<(Entry, Source), A
                 let (entry, ttl) = match load(state, id).await {
                     Ok(loaded) => loaded,
                     Err(e) => {
-                        // Let the next reader try at once, not after the TTL.
-                        store::release(state, id, &token).await;
+                        // Tells the waiters, who answer with this error at
+                        // once: none of them retries the load.
+                        store::mark_failed(state, id, &token).await;
                         return Err(e);
                     }
                 };
@@ -394,6 +395,15 @@ async fn read_with_lease(state: &AppState, id: i64) -> Result<(Entry, Source), A
                     None => store::release(state, id, &token).await,
                 }
                 return Ok((entry, Source::Miss));
+            }
+            Some(Found::Failed) => {
+                if !waited {
+                    state.metrics.miss();
+                }
+                return Err(ApiError::Unavailable(format!(
+                    "loading user {id} failed a moment ago; retry in {:?}",
+                    store::FAILED_FOR
+                )));
             }
             Some(Found::Busy) if Instant::now() < deadline => {
                 if !waited {

@@ -75,8 +75,9 @@ pub async fn put(state: &AppState, id: i64, entry: &Entry, ttl: Duration) {
 // ANCHOR: scripts
 /// One round trip for a reader: the entry if there is one; else the lease
 /// if nobody holds it (`SET … NX PX`: one winner however many ask at
-/// once); else "wait". Both in one script, so that no fill can land
-/// between the `GET` and the `SET`.
+/// once); else what the lease holds (a token: wait; `failed`: the last
+/// load failed). One script, so that no fill lands between the `GET` and
+/// the `SET`.
 static READ_OR_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -84,7 +85,7 @@ static READ_OR_LEASE: LazyLock<Script> = LazyLock::new(|| {
 local v = redis.call('GET', KEYS[1])
 if v then return {1, v} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
-return {0, ''}",
+return {0, redis.call('GET', KEYS[2]) or ''}",
     )
 });
 
@@ -105,8 +106,7 @@ return 1",
 // ANCHOR_END: scripts
 
 /// Gives a lease back if it is still this reader's: after a load that
-/// failed, or found nothing to cache, the next reader need not wait for it
-/// to expire.
+/// found nothing to cache, the next reader need not wait for it to expire.
 static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -114,6 +114,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0",
     )
 });
+
+/// After a load that **failed**: the lease says so, for `ARGV[2]` ms. Its
+/// waiters answer with an error at once instead of each taking the lease
+/// in turn and failing again (twenty waiters would be twenty queries into
+/// a database that just failed, one after another).
+static MARK_FAILED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], 'failed', 'PX', ARGV[2])
+end
+return 0",
+    )
+});
+
+/// What a lease says after its load failed.
+const FAILED_MARK: &str = "failed";
+
+/// How long a failed load's mark stays: 1 s. Long enough for every waiter
+/// to see it (they look every `lease_poll`), short enough that the next
+/// request after it tries the database again within a second.
+pub const FAILED_FOR: Duration = Duration::from_secs(1);
 
 /// What [`read_or_lease`] found.
 #[derive(Debug)]
@@ -123,6 +145,8 @@ pub enum Found {
     Lease,
     /// Another reader holds it: wait for its fill.
     Busy,
+    /// The last load failed, less than [`FAILED_FOR`] ago.
+    Failed,
 }
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
@@ -162,6 +186,7 @@ pub async fn read_or_lease(state: &AppState, id: i64, token: &str) -> Option<Fou
             None => Found::Lease,
         },
         2 => Found::Lease,
+        _ if json == FAILED_MARK => Found::Failed,
         _ => Found::Busy,
     })
 }
@@ -211,6 +236,21 @@ pub async fn release(state: &AppState, id: i64, token: &str) {
     lab::cache::call(state.settings.redis_timeout, call, |why| {
         state.metrics.redis_error();
         FAILED.warn(format_args!("Redis lease release {why}"));
+    })
+    .await;
+}
+
+/// [`MARK_FAILED`], best effort: if it fails, the lease expires by itself.
+#[tracing::instrument(skip(state, token))]
+pub async fn mark_failed(state: &AppState, id: i64, token: &str) {
+    static FAILED: Throttle = Throttle::new(WARN_EVERY);
+    let mut redis = state.redis.clone();
+    let mut script = MARK_FAILED.key(lease_key(&state.settings.key_prefix, id));
+    script.arg(token).arg(FAILED_FOR.as_millis() as u64);
+    let call = script.invoke_async::<redis::Value>(&mut redis);
+    lab::cache::call(state.settings.redis_timeout, call, |why| {
+        state.metrics.redis_error();
+        FAILED.warn(format_args!("Redis lease mark {why}"));
     })
     .await;
 }
