@@ -49,14 +49,18 @@ pub struct Args {
 fn parse_share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected a share between 0 and 1 (0.1 is 10%), not {s:?}")),
+        _ => Err(format!(
+            "expected a share between 0 and 1 (0.1 is 10%), not {s:?}"
+        )),
     }
 }
 
 fn parse_beta(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.1..=10.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected a number from 0.1 to 10 (1 is the paper's), not {s:?}")),
+        _ => Err(format!(
+            "expected a number from 0.1 to 10 (1 is the paper's), not {s:?}"
+        )),
     }
 }
 

@@ -235,7 +235,11 @@ mod tests {
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1, "the waiters did not retry");
         let (out, role) = flight.run(1, async { Ok(8) }).await;
-        assert_eq!((out, role), (Ok(8), Role::Leader), "the next call loads anew");
+        assert_eq!(
+            (out, role),
+            (Ok(8), Role::Leader),
+            "the next call loads anew"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,7 +176,9 @@ pub async fn read_or_lease(state: &AppState, id: i64, token: &str) -> Option<Fou
     let call = script.invoke_async::<(i64, String)>(&mut redis);
     let (what, json) = lab::cache::call(s.redis_timeout, call, |why| {
         state.metrics.redis_error();
-        FAILED.warn(format_args!("Redis read-or-lease {why}, reading the database"));
+        FAILED.warn(format_args!(
+            "Redis read-or-lease {why}, reading the database"
+        ));
     })
     .await?;
     Some(match what {

@@ -35,7 +35,12 @@ async fn one_query_per_expiry_with_single_flight_and_leases() {
                 "{}: every request answered",
                 strategy.name()
             );
-            assert_eq!(count(&replies, 200, "MISS"), 1, "{}: one loader", strategy.name());
+            assert_eq!(
+                count(&replies, 200, "MISS"),
+                1,
+                "{}: one loader",
+                strategy.name()
+            );
             assert_eq!(
                 lab.loads().await,
                 expiry,
@@ -143,7 +148,11 @@ async fn a_failed_load_answers_every_waiter_and_the_next_request_retries() {
         .await;
         let after = get(&a, 8).await;
         assert_eq!(after.status, 200, "{}: {}", strategy.name(), after.body);
-        assert_eq!(after.header("x-cache"), "MISS", "a new load, not the old error");
+        assert_eq!(
+            after.header("x-cache"),
+            "MISS",
+            "a new load, not the old error"
+        );
     }
 }
 
@@ -154,16 +163,22 @@ async fn a_cancelled_request_does_not_cancel_the_load_or_wedge_the_key() {
     else {
         return;
     };
-    let a = lab.instance(lab.settings(Strategy::SingleFlight, LOAD * 2)).await;
+    let a = lab
+        .instance(lab.settings(Strategy::SingleFlight, LOAD * 2))
+        .await;
     let first = {
         let a = a.clone();
         tokio::spawn(async move { get(&a, 9).await })
     };
     let queries = a.state.queries.clone();
-    eventually("the first request's load started", Duration::from_secs(10), || {
-        let q = queries.clone();
-        async move { q.total() == 1 }
-    })
+    eventually(
+        "the first request's load started",
+        Duration::from_secs(10),
+        || {
+            let q = queries.clone();
+            async move { q.total() == 1 }
+        },
+    )
     .await;
     first.abort(); // the client hung up
     assert!(first.await.is_err_and(|e| e.is_cancelled()));

@@ -36,9 +36,17 @@ async fn every_strategy_serves_the_api_miss_then_hit() {
         let unknown = get(&a, 5_000_000).await;
         assert_eq!(unknown.status, 404, "{}", unknown.body);
         assert!(unknown.json()["error"].is_string());
-        assert_eq!(a.state.metrics.value(DB_QUERIES), 2, "a 400 queries nothing");
+        assert_eq!(
+            a.state.metrics.value(DB_QUERIES),
+            2,
+            "a 400 queries nothing"
+        );
         let metrics = lab::testing::call(a.router(), "GET", "/metrics", None).await;
-        assert!(metrics.body.contains("cache_hits_total 1"), "{}", metrics.body);
+        assert!(
+            metrics.body.contains("cache_hits_total 1"),
+            "{}",
+            metrics.body
+        );
     }
 }
 
@@ -114,7 +122,11 @@ async fn a_negative_entry_expires_and_the_user_is_found_once_it_exists() {
         assert_eq!(r.status, 404, "{}", r.body);
         assert_eq!(r.header("x-cache"), "HIT", "the absence is cached");
     }
-    assert_eq!(a.state.metrics.value(DB_QUERIES), 1, "one query for 21 requests");
+    assert_eq!(
+        a.state.metrics.value(DB_QUERIES),
+        1,
+        "one query for 21 requests"
+    );
     assert_eq!(a.state.metrics.value(NEGATIVE_HITS), 20);
 
     // The user is created: the negative entry still answers until it expires.
@@ -126,17 +138,21 @@ async fn a_negative_entry_expires_and_the_user_is_found_once_it_exists() {
     assert_eq!(get(&a, id).await.status, 404, "not yet: the entry lives on");
     let mut redis = lab.redis().await;
     let key = lab.key(id);
-    eventually("the negative entry expired", Duration::from_secs(10), || {
-        let (mut redis, key) = (redis.clone(), key.clone());
-        async move {
-            let exists: i64 = redis::cmd("EXISTS")
-                .arg(&key)
-                .query_async(&mut redis)
-                .await
-                .expect("EXISTS");
-            exists == 0
-        }
-    })
+    eventually(
+        "the negative entry expired",
+        Duration::from_secs(10),
+        || {
+            let (mut redis, key) = (redis.clone(), key.clone());
+            async move {
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .expect("EXISTS");
+                exists == 0
+            }
+        },
+    )
     .await;
     let found = get(&a, id).await;
     assert_eq!(found.status, 200, "{}", found.body);
@@ -146,7 +162,10 @@ async fn a_negative_entry_expires_and_the_user_is_found_once_it_exists() {
         .query_async(&mut redis)
         .await
         .expect("PTTL");
-    assert!(pttl > 1_000, "a user gets the full TTL, not the negative one: {pttl} ms");
+    assert!(
+        pttl > 1_000,
+        "a user gets the full TTL, not the negative one: {pttl} ms"
+    );
 
     // Off: every request for a missing id is a query.
     let mut off = lab.settings(Strategy::SingleFlight);
