@@ -24,7 +24,7 @@
 //!   connection until somebody does.
 //!
 //! One process, one load: N instances behind a load balancer still make up
-//! to N queries per expiry. Leases ([`crate::lease`]) make it one overall.
+//! to N queries per expiry. Leases ([`crate::store`]) make it one overall.
 
 use std::collections::HashMap;
 use std::hash::Hash;
