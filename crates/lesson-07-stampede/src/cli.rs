@@ -67,16 +67,20 @@ fn parse_beta(s: &str) -> Result<f64, String> {
 impl Args {
     pub fn settings(&self) -> Settings {
         let db_timeout = self.common.db_timeout();
+        let redis_timeout = Duration::from_millis(self.redis_timeout_ms);
         Settings {
             strategy: self.strategy,
             ttl: Duration::from_secs(self.ttl_secs),
             jitter: self.jitter,
             negative_ttl: Duration::from_secs(self.negative_ttl_secs),
             beta: self.beta,
-            lease_ttl: db_timeout,
-            lease_wait: db_timeout,
+            // The lease is taken a Redis round trip before the load starts,
+            // and filled one after it ends: a load that takes all of
+            // `db_timeout` must still find its lease there.
+            lease_ttl: db_timeout + redis_timeout * 2,
+            lease_wait: db_timeout + redis_timeout * 2,
             lease_poll: Duration::from_millis(5),
-            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+            redis_timeout,
             key_prefix: serve_prefix(&self.common.schema),
             latency: self.common.latency(),
             db_timeout,
@@ -97,7 +101,7 @@ mod tests {
         assert_eq!(s.jitter, 0.1);
         assert_eq!(s.negative_ttl, Duration::from_secs(10));
         assert_eq!(s.beta, 1.0);
-        assert_eq!(s.lease_ttl, s.db_timeout);
+        assert_eq!(s.lease_ttl, s.db_timeout + Duration::from_millis(100));
         assert_eq!(s.key_prefix, "l7:workshop:");
     }
 

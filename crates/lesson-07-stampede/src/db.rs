@@ -2,7 +2,8 @@
 //!
 //! The herd is only visible if each query is counted where it happens.
 //! [`Queries`] counts every load this instance sends, and how many of them
-//! *overlapped* another load of the same user still running: the
+//! *overlapped* another load of the same user still in flight (running,
+//! or waiting for a pool connection to run on): the
 //! simultaneous recomputations the stampede literature counts (the same
 //! value computed twice at once is pure waste). Instances of one process
 //! can share a `Queries`, so a fleet's overlaps are counted together.
@@ -18,7 +19,7 @@ use sqlx::PgPool;
 /// Counts of the loads sent to the database.
 #[derive(Debug, Default)]
 pub struct Queries {
-    /// Loads running now, per user.
+    /// Loads in flight now (running, or waiting for a connection), per user.
     running: Mutex<HashMap<i64, u32>>,
     total: AtomicU64,
     overlapping: AtomicU64,

@@ -5,8 +5,12 @@
 //!
 //! - `d`, **Δ**, how long the load that produced it took, in ms: XFetch
 //!   recomputes earlier for values that are slow to recompute;
-//! - `x`, the expiry as Unix time in ms: XFetch needs the time left, and a
-//!   `PTTL` would cost a second round trip;
+//! - `x`, the expiry as Unix time in ms: XFetch needs the time left. A
+//!   `PTTL` beside the `GET` would give it too (in a pipeline, one round
+//!   trip), measured by Redis's clock; a wall-clock expiry is simpler but
+//!   trusts the instances' clocks to agree: one whose clock runs a second
+//!   ahead sees every entry a second nearer its expiry, and refreshes
+//!   early more often (NTP keeps servers within milliseconds);
 //! - `u: null`, a **negative entry**: "this id does not exist", cached for
 //!   a shorter time than a user.
 

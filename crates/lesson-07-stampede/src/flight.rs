@@ -14,8 +14,9 @@
 //!   them: the next request that arrives starts one new load. Waiters
 //!   retrying at once would be the herd again, aimed at a database that
 //!   just failed.
-//! - **it is slow**: the load carries the database timeout, so no waiter
-//!   waits longer than one load may take.
+//! - **it is slow**: the load carries the database timeout (and each Redis
+//!   call its own), so no waiter waits longer than `db_timeout` plus two
+//!   Redis timeouts (the re-check and the fill).
 //! - **the request that started it is cancelled** (its client hung up):
 //!   nothing happens to the load. It runs in a task of its own, not in
 //!   that request, so it finishes, fills the cache and answers the others.
@@ -34,7 +35,8 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
 /// Why a shared load gave nothing: its error, as text every waiter can
-/// hold (an `anyhow::Error` cannot be cloned).
+/// hold (an `anyhow::Error` cannot be cloned), fit to send to a client.
+/// [`INTERNAL`] when the cause is ours: that cause is logged, never sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failed(pub Arc<str>);
 
@@ -43,6 +45,10 @@ impl std::fmt::Display for Failed {
         f.write_str(&self.0)
     }
 }
+
+/// What [`Failed`] says when the cause was a bug (a panic, an internal
+/// error): the caller answers 500, not 503.
+pub const INTERNAL: &str = "internal error";
 
 /// Whether this request ran the load or waited for another's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +109,11 @@ where
                             Ok(out) => out,
                             // A load that panicked still wakes its waiters,
                             // with an error (`Done` freed the key unwinding).
-                            Err(e) => Err(Failed(format!("the load failed: {e}").into())),
+                            // The panic's text is for the log, not the client.
+                            Err(e) => {
+                                tracing::error!("a shared load failed: {e}");
+                                Err(Failed(INTERNAL.into()))
+                            }
                         }
                     }
                     .boxed()
@@ -294,7 +304,11 @@ mod tests {
                 Ok(1)
             })
             .await;
-        assert!(out.is_err_and(|e| e.0.contains("the load failed")));
+        assert_eq!(
+            out,
+            Err(Failed(INTERNAL.into())),
+            "no panic text for the client"
+        );
         assert!(flight.is_empty());
         assert_eq!(flight.run(1, async { Ok(2) }).await.0, Ok(2));
     }

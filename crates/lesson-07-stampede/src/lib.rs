@@ -55,6 +55,7 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lab::http::{ApiError, db_call, user_id_from_path};
+use lab::log::Throttle;
 use lesson_02_cache_aside::json_response;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -129,15 +130,16 @@ pub struct Settings {
     /// XFetch's β: 1.0, the paper's optimum for one key; above 1
     /// recomputes earlier.
     pub beta: f64,
-    /// How long a lease lives: the longest a load may take (`db_timeout`),
-    /// so a reader that dies holding one blocks fills no longer than that.
+    /// How long a lease lives: the longest a load may take (`db_timeout`)
+    /// and two Redis calls, so a reader that dies holding one blocks fills
+    /// no longer than that.
     pub lease_ttl: Duration,
     /// How long a lease's waiters wait for its fill before loading
-    /// themselves: also `db_timeout`, by which the holder's load has
-    /// ended one way or the other.
+    /// themselves: the same, by which the holder has filled, marked, or
+    /// died and let the lease expire.
     pub lease_wait: Duration,
-    /// How often they look: 5 ms, a tenth of a typical hot query, and one
-    /// cheap Redis call each time.
+    /// How often they look at first: 5 ms, a tenth of a typical hot query,
+    /// one cheap Redis call each time; backing off to 4× that.
     pub lease_poll: Duration,
     pub redis_timeout: Duration,
     /// Key prefix, so tests on a shared Redis never collide.
@@ -148,8 +150,9 @@ pub struct Settings {
 // ANCHOR_END: settings
 
 impl Settings {
-    /// The defaults for `strategy`, no simulated latency, a 200 ms Redis
-    /// timeout (a loaded CI machine), keys under `key_prefix`.
+    /// The tests' settings for `strategy`: the defaults but no jitter (the
+    /// tests compare TTLs), no simulated latency, a 200 ms Redis timeout (a
+    /// loaded CI machine), 30 s leases, keys under `key_prefix`.
     pub fn for_tests(strategy: Strategy, key_prefix: &str) -> Settings {
         Settings {
             strategy,
@@ -178,7 +181,9 @@ pub struct AppState {
     /// The loads sent to the database (shared between instances by the
     /// experiments, to count a fleet's overlaps).
     pub queries: Arc<Queries>,
-    pub flight: Arc<SingleFlight<i64, Entry>>,
+    /// Loads in flight, with how the leader found its entry (a re-check
+    /// may find another load's fill: then it is a hit, not a miss).
+    pub flight: Arc<SingleFlight<i64, (Entry, Source)>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -286,7 +291,15 @@ pub async fn read(state: &AppState, id: i64) -> Result<(Entry, Source), ApiError
         // This read drew the short straw: it recomputes now, while every
         // other read keeps getting the cached value, and it pays Δ itself.
         state.metrics.early();
-        return Ok((load_and_fill(state, id).await?, Source::Early));
+        return match load_and_fill(state, id).await {
+            Ok(fresh) => Ok((fresh, Source::Early)),
+            // The entry in hand is still valid: a failed early refresh
+            // must not turn it into an error page.
+            Err(e) => {
+                EARLY_FAILED.warn(format_args!("an early refresh of user {id} failed: {e}"));
+                Ok((entry, Source::Hit))
+            }
+        };
     }
     state.metrics.miss();
     if s.strategy != Strategy::SingleFlight {
@@ -298,30 +311,40 @@ pub async fn read(state: &AppState, id: i64) -> Result<(Entry, Source), ApiError
         // another load's fill, and arrived after that load ended, finds
         // the fill here instead of querying again.
         if let Some(entry) = store::get(&leader, id).await {
-            return Ok(entry);
+            return Ok((entry, Source::Hit));
         }
-        load_and_fill(&leader, id).await.map_err(failed)
+        match load_and_fill(&leader, id).await {
+            Ok(entry) => Ok((entry, Source::Miss)),
+            Err(e) => Err(failed(e)),
+        }
     };
     match state.flight.run(id, load).await {
-        (Ok(entry), Role::Leader) => Ok((entry, Source::Miss)),
-        (Ok(entry), Role::Waiter) => {
+        (Ok(found), Role::Leader) => Ok(found),
+        (Ok((entry, _)), Role::Waiter) => {
             state.metrics.coalesced();
             Ok((entry, Source::Wait))
         }
         // Every waiter gets the load's error at once; none retries it.
+        (Err(e), _) if &*e.0 == flight::INTERNAL => Err(ApiError::Internal(anyhow::anyhow!(
+            "a shared load of user {id} failed (its cause is logged above)"
+        ))),
         (Err(e), _) => Err(ApiError::Unavailable(e.to_string())),
     }
 }
 // ANCHOR_END: read
 
+/// Logs a failed early refresh once per period: a stopped database fails
+/// every one of them the same way.
+static EARLY_FAILED: Throttle = Throttle::new(Duration::from_secs(5));
+
 /// A load's error, as every request that waited for it will see it: a
-/// 503's message (the cause of an internal error is logged here, once).
+/// 503's message, or [`flight::INTERNAL`] (its cause logged here, once).
 fn failed(e: ApiError) -> Failed {
     match e {
         ApiError::Unavailable(why) => Failed(why.into()),
         ApiError::Internal(cause) => {
             tracing::error!("loading failed: {cause:#}");
-            Failed("the user could not be loaded; retry later".into())
+            Failed(flight::INTERNAL.into())
         }
         other => Failed(other.to_string().into()),
     }
@@ -359,14 +382,19 @@ async fn load(state: &AppState, id: i64) -> Result<(Entry, Option<Duration>), Ap
 // ANCHOR: lease
 /// The lease strategy: the entry; or the lease, and then this reader loads
 /// and fills; or neither, and it waits for the holder's fill, asking again
-/// every `lease_poll`, for at most `lease_wait`.
+/// every few ms, for at most `lease_wait`.
 async fn read_with_lease(state: &AppState, id: i64) -> Result<(Entry, Source), ApiError> {
     let s = &state.settings;
     let token = store::new_token();
     let deadline = Instant::now() + s.lease_wait;
+    let mut poll = s.lease_poll;
     let mut waited = false;
     loop {
-        match store::read_or_lease(state, id, &token).await {
+        let found = store::read_or_lease(state, id, &token).await;
+        if !waited && !matches!(found, Some(Found::Entry(_))) {
+            state.metrics.miss();
+        }
+        match found {
             Some(Found::Entry(entry)) if waited => {
                 state.metrics.coalesced();
                 return Ok((entry, Source::Wait));
@@ -376,54 +404,76 @@ async fn read_with_lease(state: &AppState, id: i64) -> Result<(Entry, Source), A
                 return Ok((entry, Source::Hit));
             }
             Some(Found::Lease) => {
-                if !waited {
-                    state.metrics.miss();
-                }
-                let (entry, ttl) = match load(state, id).await {
-                    Ok(loaded) => loaded,
-                    Err(e) => {
-                        // Tells the waiters, who answer with this error at
-                        // once: none of them retries the load.
-                        store::mark_failed(state, id, &token).await;
-                        return Err(e);
-                    }
+                // The holder's work runs in a task of its own: were this
+                // request cancelled (its client hung up), the lease would
+                // stay taken, unfilled, and every waiter would wait out
+                // `lease_wait` and then query at once.
+                let holder = tokio::spawn(hold_lease(state.clone(), id, token));
+                return match holder.await {
+                    Ok(result) => result.map(|entry| (entry, Source::Miss)),
+                    Err(e) => Err(ApiError::Internal(anyhow::anyhow!(
+                        "the lease holder's task for user {id} failed: {e}"
+                    ))),
                 };
-                match ttl {
-                    Some(ttl) => {
-                        store::fill_with_lease(state, id, &entry, ttl, &token).await;
-                    }
-                    None => store::release(state, id, &token).await,
-                }
-                return Ok((entry, Source::Miss));
             }
-            Some(Found::Failed) => {
-                if !waited {
-                    state.metrics.miss();
-                }
+            Some(Found::Marked(store::Mark::Failed)) => {
                 return Err(ApiError::Unavailable(format!(
                     "loading user {id} failed a moment ago; retry in {:?}",
-                    store::FAILED_FOR
+                    store::Mark::Failed.lasts()
                 )));
             }
+            Some(Found::Marked(store::Mark::Absent)) => {
+                state.metrics.coalesced();
+                let entry = Entry {
+                    user: None,
+                    delta_ms: 0,
+                    expiry_ms: now_ms(),
+                };
+                return Ok((entry, Source::Wait));
+            }
             Some(Found::Busy) if Instant::now() < deadline => {
-                if !waited {
-                    state.metrics.miss();
-                    waited = true;
-                }
-                tokio::time::sleep(s.lease_poll).await;
+                waited = true;
+                // Backing off to 4× the first period: a thousand waiters
+                // each asking every 5 ms would be 200,000 calls a second,
+                // enough to slow Redis for everyone; at 20 ms a waiter
+                // still sees the fill within 20 ms of it.
+                let pause = poll.mul_f64(0.5 + fastrand::f64() / 2.0);
+                tokio::time::sleep(pause).await;
+                poll = (poll * 2).min(s.lease_poll * 4);
+            }
+            // Not an entry: load, and overwrite it with a plain SET.
+            Some(Found::Unreadable) => {
+                return Ok((load_and_fill(state, id).await?, Source::Miss));
             }
             // Waited for as long as a load may take, or Redis is failing:
             // load without filling. Serving the user beats an error page.
             found => {
                 if found.is_some() {
                     state.metrics.lease_timeout();
-                } else if !waited {
-                    state.metrics.miss();
                 }
                 return Ok((load(state, id).await?.0, Source::Miss));
             }
         }
     }
+}
+
+/// The lease holder's load: fills with the lease, or marks it with what
+/// the load found instead, so that the waiters answer at once.
+async fn hold_lease(state: AppState, id: i64, token: String) -> Result<Entry, ApiError> {
+    let (entry, ttl) = match load(&state, id).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            store::mark(&state, id, &token, store::Mark::Failed).await;
+            return Err(e);
+        }
+    };
+    match ttl {
+        Some(ttl) => {
+            store::fill_with_lease(&state, id, &entry, ttl, &token).await;
+        }
+        None => store::mark(&state, id, &token, store::Mark::Absent).await,
+    }
+    Ok(entry)
 }
 // ANCHOR_END: lease
 

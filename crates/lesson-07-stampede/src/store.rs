@@ -75,8 +75,8 @@ pub async fn put(state: &AppState, id: i64, entry: &Entry, ttl: Duration) {
 // ANCHOR: scripts
 /// One round trip for a reader: the entry if there is one; else the lease
 /// if nobody holds it (`SET … NX PX`: one winner however many ask at
-/// once); else what the lease holds (a token: wait; `failed`: the last
-/// load failed). One script, so that no fill lands between the `GET` and
+/// once); else what the lease holds (a token: wait; a [`Mark`]: what the
+/// last load found). One script, so that no fill lands between the `GET` and
 /// the `SET`.
 static READ_OR_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -105,37 +105,51 @@ return 1",
 });
 // ANCHOR_END: scripts
 
-/// Gives a lease back if it is still this reader's: after a load that
-/// found nothing to cache, the next reader need not wait for it to expire.
-static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0",
-    )
-});
-
-/// After a load that **failed**: the lease says so, for `ARGV[2]` ms. Its
-/// waiters answer with an error at once instead of each taking the lease
-/// in turn and failing again (twenty waiters would be twenty queries into
-/// a database that just failed, one after another).
-static MARK_FAILED: LazyLock<Script> = LazyLock::new(|| {
+/// After a load that **failed**, or found a user that does not exist
+/// when negative caching is off: the lease says so, as `ARGV[2]`, for
+/// `ARGV[3]` ms. Its waiters answer at once (a 503, a 404) instead of each
+/// taking the lease in turn and querying again: twenty waiters would be
+/// twenty queries, one after another, into a database that just failed.
+static MARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('SET', KEYS[1], 'failed', 'PX', ARGV[2])
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
 return 0",
     )
 });
 
-/// What a lease says after its load failed.
-const FAILED_MARK: &str = "failed";
+/// What a lease can say after its load, instead of a holder's token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// The load failed.
+    Failed,
+    /// The user does not exist (only when negative caching is off: else
+    /// the negative entry says it).
+    Absent,
+}
 
-/// How long a failed load's mark stays: 1 s. Long enough for every waiter
-/// to see it (they look every `lease_poll`), short enough that the next
-/// request after it tries the database again within a second.
-pub const FAILED_FOR: Duration = Duration::from_secs(1);
+impl Mark {
+    fn word(self) -> &'static str {
+        match self {
+            Mark::Failed => "failed",
+            Mark::Absent => "absent",
+        }
+    }
+
+    /// How long the mark stays. A failure: 1 s, long enough for every
+    /// waiter to see it (they look every few ms), short enough that the
+    /// next request after it tries the database again within a second.
+    /// An absence: 100 ms, only for this load's waiters; with negative
+    /// caching off, the next request must ask the database again.
+    pub fn lasts(self) -> Duration {
+        match self {
+            Mark::Failed => Duration::from_secs(1),
+            Mark::Absent => Duration::from_millis(100),
+        }
+    }
+}
 
 /// What [`read_or_lease`] found.
 #[derive(Debug)]
@@ -145,19 +159,23 @@ pub enum Found {
     Lease,
     /// Another reader holds it: wait for its fill.
     Busy,
-    /// The last load failed, less than [`FAILED_FOR`] ago.
-    Failed,
+    /// What the last load found instead of a value, a moment ago.
+    Marked(Mark),
+    /// A value that is not an entry (another version's, another lesson's):
+    /// load without a lease, and overwrite it with a plain `SET`.
+    Unreadable,
 }
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
 
-/// A lease token: unique per process and call; the pid and the clock make
-/// it unique across instances. It need not be secret, only never reused.
+/// A lease token: 64 random bits and a counter. Random, not the pid and
+/// the clock: in containers every instance is pid 1, and two of them can
+/// take a lease in the same millisecond. It need not be secret, only never
+/// shared with another holder.
 pub fn new_token() -> String {
     format!(
-        "{}-{}-{}",
-        std::process::id(),
-        crate::entry::now_ms(),
+        "{:016x}-{}",
+        fastrand::u64(..),
         TOKENS.fetch_add(1, Ordering::Relaxed)
     )
 }
@@ -184,11 +202,11 @@ pub async fn read_or_lease(state: &AppState, id: i64, token: &str) -> Option<Fou
     Some(match what {
         1 => match parse(&json) {
             Some(entry) => Found::Entry(entry),
-            // Unreadable: load without a lease, and overwrite it.
-            None => Found::Lease,
+            None => Found::Unreadable,
         },
         2 => Found::Lease,
-        _ if json == FAILED_MARK => Found::Failed,
+        _ if json == Mark::Failed.word() => Found::Marked(Mark::Failed),
+        _ if json == Mark::Absent.word() => Found::Marked(Mark::Absent),
         _ => Found::Busy,
     })
 }
@@ -226,29 +244,16 @@ pub async fn fill_with_lease(
     stored == Some(1)
 }
 
-/// [`RELEASE_LEASE`], best effort: a failure costs the next reader a wait
-/// of at most the lease's TTL.
+/// [`MARK`], best effort: if it fails, the lease expires by itself.
 #[tracing::instrument(skip(state, token))]
-pub async fn release(state: &AppState, id: i64, token: &str) {
+pub async fn mark(state: &AppState, id: i64, token: &str, mark: Mark) {
     static FAILED: Throttle = Throttle::new(WARN_EVERY);
     let mut redis = state.redis.clone();
-    let mut script = RELEASE_LEASE.key(lease_key(&state.settings.key_prefix, id));
-    script.arg(token);
-    let call = script.invoke_async::<i64>(&mut redis);
-    lab::cache::call(state.settings.redis_timeout, call, |why| {
-        state.metrics.redis_error();
-        FAILED.warn(format_args!("Redis lease release {why}"));
-    })
-    .await;
-}
-
-/// [`MARK_FAILED`], best effort: if it fails, the lease expires by itself.
-#[tracing::instrument(skip(state, token))]
-pub async fn mark_failed(state: &AppState, id: i64, token: &str) {
-    static FAILED: Throttle = Throttle::new(WARN_EVERY);
-    let mut redis = state.redis.clone();
-    let mut script = MARK_FAILED.key(lease_key(&state.settings.key_prefix, id));
-    script.arg(token).arg(FAILED_FOR.as_millis() as u64);
+    let mut script = MARK.key(lease_key(&state.settings.key_prefix, id));
+    script
+        .arg(token)
+        .arg(mark.word())
+        .arg(mark.lasts().as_millis() as u64);
     let call = script.invoke_async::<redis::Value>(&mut redis);
     lab::cache::call(state.settings.redis_timeout, call, |why| {
         state.metrics.redis_error();

@@ -69,7 +69,7 @@ fn user(id: i64, name: &str) -> lab::users::User {
 }
 
 #[tokio::test]
-async fn xfetch_recomputes_an_entry_near_its_expiry_and_leaves_a_fresh_one_alone() {
+async fn xfetch_recomputes_an_entry_past_its_own_expiry_and_leaves_a_far_one_alone() {
     let lab = Lab::new().await;
     let x = lab.instance(lab.settings(Strategy::XFetch));
     // Far from its expiry (an hour left, Δ = 1 ms): the chance of an early
@@ -114,7 +114,9 @@ async fn a_negative_entry_expires_and_the_user_is_found_once_it_exists() {
     let lab = Lab::new().await;
     let id = 900_001;
     let mut settings = lab.settings(Strategy::SingleFlight);
-    settings.negative_ttl = Duration::from_millis(500);
+    // Long enough for the 21 requests and the INSERT below to happen
+    // well within it on a loaded machine; the test then waits it out.
+    settings.negative_ttl = Duration::from_secs(3);
     let a = lab.instance(settings);
     assert_eq!(get(&a, id).await.header("x-cache"), "MISS");
     for _ in 0..20 {
@@ -259,4 +261,125 @@ async fn a_dead_redis_costs_a_query_per_request_never_a_hang_or_an_error() {
         let (entry, _) = read(&a.state, 9).await.expect("reads");
         assert_eq!(entry.user.map(|u| u.id), Some(9));
     }
+}
+
+#[tokio::test]
+async fn a_failed_early_refresh_serves_the_entry_in_hand() {
+    let lab = Lab::new().await;
+    let mut settings = lab.settings(Strategy::XFetch);
+    // Every load times out: the database is as good as down.
+    settings.latency = Duration::from_secs(3);
+    settings.db_timeout = Duration::from_millis(300);
+    let x = lab.instance(settings);
+    let due = Entry {
+        user: Some(user(4, "Cached")),
+        delta_ms: 50,
+        expiry_ms: now_ms().saturating_sub(1),
+    };
+    plant(&lab, 4, &due).await;
+    let r = get(&x, 4).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], "Cached", "the valid entry, not a 503");
+    assert_eq!(x.state.metrics.value(EARLY), 1, "it did try");
+}
+
+#[tokio::test]
+async fn a_cancelled_lease_holder_still_fills_and_frees_the_key() {
+    let lab = Lab::new().await;
+    let mut settings = lab.settings(Strategy::Lease);
+    settings.latency = Duration::from_millis(500);
+    let a = lab.instance(settings);
+    let holder = {
+        let a = a.clone();
+        tokio::spawn(async move { get(&a, 6).await })
+    };
+    let queries = a.state.queries.clone();
+    eventually("the holder's load started", Duration::from_secs(10), || {
+        let q = queries.clone();
+        async move { q.total() == 1 }
+    })
+    .await;
+    holder.abort(); // its client hung up
+    assert!(holder.await.is_err_and(|e| e.is_cancelled()));
+    let mut redis = lab.redis().await;
+    let (key, lease) = (
+        lab.key(6),
+        store::lease_key(&a.state.settings.key_prefix, 6),
+    );
+    eventually(
+        "the holder's task filled the entry",
+        Duration::from_secs(10),
+        || {
+            let (mut redis, key) = (redis.clone(), key.clone());
+            async move {
+                let n: i64 = redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .expect("EXISTS");
+                n == 1
+            }
+        },
+    )
+    .await;
+    let left: Option<String> = redis::cmd("GET")
+        .arg(&lease)
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    assert_eq!(left, None, "the fill gave the lease back");
+    let r = get(&a, 6).await;
+    assert_eq!(r.header("x-cache"), "HIT");
+    assert_eq!(a.state.queries.total(), 1, "one load in all");
+}
+
+#[tokio::test]
+async fn an_unreadable_value_is_overwritten_under_a_lease_too() {
+    let lab = Lab::new().await;
+    let a = lab.instance(lab.settings(Strategy::Lease));
+    let mut redis = lab.redis().await;
+    lab::testing::set_test_key(&mut redis, &lab.key(2), "not an entry")
+        .await
+        .expect("SET");
+    let r = get(&a, 2).await;
+    assert_eq!((r.status.as_u16(), r.header("x-cache")), (200, "MISS"));
+    let r = get(&a, 2).await;
+    assert_eq!(r.header("x-cache"), "HIT", "the fill replaced it");
+    assert_eq!(a.state.metrics.value(DB_QUERIES), 1);
+}
+
+#[tokio::test]
+async fn with_negative_caching_off_a_lease_still_answers_its_waiters_404() {
+    let lab = Lab::new().await;
+    let mut settings = lab.settings(Strategy::Lease);
+    settings.negative_ttl = Duration::ZERO;
+    settings.latency = Duration::from_millis(300);
+    let a = lab.instance(settings);
+    let replies = common::herd(&a, 900_005, 20).await;
+    assert!(
+        replies.iter().all(|r| r.status == 404),
+        "every answer a 404"
+    );
+    assert_eq!(
+        a.state.metrics.value(DB_QUERIES),
+        1,
+        "the holder's 404 answered its waiters: no query each, one after another"
+    );
+    // Nothing cached: the next request, after the mark, asks again.
+    let mut redis = lab.redis().await;
+    let lease = store::lease_key(&a.state.settings.key_prefix, 900_005);
+    eventually("the mark expired", Duration::from_secs(10), || {
+        let (mut redis, lease) = (redis.clone(), lease.clone());
+        async move {
+            let held: Option<String> = redis::cmd("GET")
+                .arg(&lease)
+                .query_async(&mut redis)
+                .await
+                .expect("GET");
+            held.is_none()
+        }
+    })
+    .await;
+    assert_eq!(get(&a, 900_005).await.status, 404);
+    assert_eq!(a.state.metrics.value(DB_QUERIES), 2);
 }
