@@ -366,7 +366,7 @@ async fn with_negative_caching_off_a_lease_still_answers_its_waiters_404() {
         "the holder's 404 answered its waiters: no query each, one after another"
     );
     // Nothing cached: the next request, after the mark, asks again.
-    let mut redis = lab.redis().await;
+    let redis = lab.redis().await;
     let lease = store::lease_key(&a.state.settings.key_prefix, 900_005);
     eventually("the mark expired", Duration::from_secs(10), || {
         let (mut redis, lease) = (redis.clone(), lease.clone());

@@ -25,7 +25,7 @@
 //! - [`criterion`]: reading criterion's saved estimates.
 //! - [`render`]: a group's Markdown table and SVG chart.
 //! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06`],
-//!   [`lesson_06_load`], [`lesson_08`]: each lesson's experiment results
+//!   [`lesson_06_load`], [`lesson_07`], [`lesson_08`]: each lesson's experiment results
 //!   (read with `lab::results::Results::read`) → its tables and charts
 //!   (and lesson 8's criterion group, `layer_costs`).
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
@@ -39,6 +39,7 @@ mod lesson_04;
 mod lesson_05;
 mod lesson_06;
 mod lesson_06_load;
+mod lesson_07;
 mod lesson_08;
 mod render;
 mod stamp;
@@ -60,6 +61,7 @@ use lesson_04_indexing::experiment::{
 use lesson_05_buffer_tuning::experiments::BuffersResults;
 use lesson_06_http_edge::experiment::EdgeResults;
 use lesson_06_http_edge::experiment::load::LoadResults;
+use lesson_07_stampede::experiment::StampedeResults;
 use lesson_08_layers::experiment::LayersResults;
 
 use crate::groups::GROUPS;
@@ -200,6 +202,24 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Err(e) if args.reuse => eprintln!("report: edge_load.md left as it is: {e:#}"),
+        Err(e) => return Err(e),
+    }
+    match StampedeResults::read() {
+        Ok(stampede) => {
+            for (name, md) in lesson_07::files(&stampede, run.quick) {
+                std::fs::write(out.join(name), md)?;
+            }
+            lesson_07::qps_svg(&stampede, &out.join("stampede_qps.svg"), run.quick)?;
+            lesson_07::jitter_svg(&stampede, &out.join("stampede_jitter.svg"), run.quick)?;
+            println!(
+                "\nLesson 7: the stampede experiments\n{}\n{}",
+                stampede.herd_md(),
+                stampede.findings()
+            );
+        }
+        Err(e) if args.reuse => {
+            eprintln!("report: the stampede_*.md files left as they are: {e:#}")
+        }
         Err(e) => return Err(e),
     }
     match LayersResults::read() {
@@ -408,6 +428,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         BuffersResults::path(),
         EdgeResults::path(),
         LoadResults::path(),
+        StampedeResults::path(),
         LayersResults::path(),
         ChaosResults::path(),
     ] {
