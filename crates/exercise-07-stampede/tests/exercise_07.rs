@@ -312,17 +312,7 @@ async fn a_cancelled_first_caller_does_not_wedge_the_key() {
     let flight = Arc::new(Flight::new());
     let (loads, entered) = (Loads::new(), Arc::new(AtomicUsize::new(0)));
 
-    let first = call(&flight, &entered, 1, loads.held(Ok("load 1")));
-    until("the first call's load never started", || {
-        loads.started() == 1
-    })
-    .await;
-    // Its client hangs up: the request's future is dropped where it awaits.
-    first.abort();
-    assert!(
-        first.await.is_err_and(|e| e.is_cancelled()),
-        "the first call finished before its load did"
-    );
+    cancel_first_caller(&flight, &entered, &loads).await;
 
     // Another request for the key arrives while that load is still held.
     let second = call(&flight, &entered, 1, loads.quick(Ok("load 2")));
@@ -363,16 +353,7 @@ async fn a_load_runs_to_its_end_when_its_caller_is_cancelled() {
     let flight = Arc::new(Flight::new());
     let (loads, entered) = (Loads::new(), Arc::new(AtomicUsize::new(0)));
 
-    let first = call(&flight, &entered, 1, loads.held(Ok("load 1")));
-    until("the first call's load never started", || {
-        loads.started() == 1
-    })
-    .await;
-    first.abort();
-    assert!(
-        first.await.is_err_and(|e| e.is_cancelled()),
-        "the first call finished before its load did"
-    );
+    cancel_first_caller(&flight, &entered, &loads).await;
 
     // Nobody waits for the load now. It must finish anyway: in lesson 7 it
     // fills Redis for the next requests, and a query stopped halfway holds
@@ -423,5 +404,21 @@ async fn after_a_load_ends_the_next_call_loads_again() {
         loads.started(),
         2,
         "two calls one after the other: two loads"
+    );
+}
+
+/// Starts a call for key 1 whose load is held, waits until that load has
+/// started, then cancels the call, as a client that hangs up does: the
+/// request's future is dropped where it awaits.
+async fn cancel_first_caller(flight: &Arc<Flight>, entered: &Arc<AtomicUsize>, loads: &Arc<Loads>) {
+    let first = call(flight, entered, 1, loads.held(Ok("load 1")));
+    until("the first call's load never started", || {
+        loads.started() == 1
+    })
+    .await;
+    first.abort();
+    assert!(
+        first.await.is_err_and(|e| e.is_cancelled()),
+        "the first call finished before its load did"
     );
 }
