@@ -6,6 +6,10 @@
 //!   Docker container, then a private instance spawned from local binaries.
 //! - [`spawn`] starts private instances with chosen settings, and stops and
 //!   restarts them on the same port and data dir (later lessons' outages).
+//! - [`cluster`] spawns a real Redis Cluster (3 masters, 3 replicas) from the
+//!   local `redis-server`, kills a master and reshards (lesson 9).
+//! - [`replica`] spawns a PostgreSQL primary with a streaming read replica,
+//!   and pauses its replay (lesson 9).
 //! - [`edge`] spawns a private nginx, lesson 6's edge cache, around the
 //!   lesson's `http` block.
 //! - [`isolate`] gives each test its own schema, database or key prefix on a
@@ -31,6 +35,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
 pub mod discover;
 pub mod docker;
@@ -43,6 +48,7 @@ pub mod kind;
 pub mod log;
 pub mod metrics;
 pub mod pin;
+pub mod replica;
 pub mod results;
 pub mod seed;
 pub mod spawn;

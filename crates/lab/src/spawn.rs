@@ -370,6 +370,82 @@ impl Instance {
         Ok(())
     }
 
+    /// A PostgreSQL streaming standby of `primary`: `pg_basebackup -R` into
+    /// a new temp dir (the `-R` writes `standby.signal` and the
+    /// `primary_conninfo` that streams from the primary), started on its
+    /// own free port. initdb's `-A trust` already lets `replication`
+    /// connections in from 127.0.0.1, so the primary needs no change.
+    pub async fn start_standby(primary: &Instance, opts: SpawnOptions) -> anyhow::Result<Instance> {
+        anyhow::ensure!(
+            primary.kind == Kind::Postgres,
+            "only PostgreSQL has streaming standbys here"
+        );
+        let t0 = Instant::now();
+        let basebackup = primary.server_bin.with_file_name("pg_basebackup");
+        anyhow::ensure!(
+            is_executable(&basebackup),
+            "`pg_basebackup` not found next to {} (Debian's postgresql package ships it)",
+            primary.server_bin.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("lab-postgresql-standby-")
+            .tempdir()
+            .context("Failed to create a temp dir for a standby")?;
+        if let Some((uid, gid)) = primary.run_as {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .context("Failed to hand the standby's temp dir to the postgres user")?;
+        }
+        let mut instance = Instance {
+            kind: Kind::Postgres,
+            port: free_port()?,
+            dir,
+            server_bin: primary.server_bin.clone(),
+            settings: opts.settings,
+            run_as: primary.run_as,
+            cpus: opts.cpus,
+            child: None,
+        };
+        let mut cmd = Command::new(&basebackup);
+        cmd.arg("-D")
+            .arg(instance.data_dir())
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            // `--checkpoint=fast`: the default spread checkpoint made an idle
+            // primary take 90 s to hand over its first backup.
+            .args([
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "--checkpoint=fast",
+            ]);
+        if let Some((uid, gid)) = instance.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("Failed to run {}", basebackup.display()))?;
+        if !out.status.success() {
+            bail!(
+                "pg_basebackup from port {} failed ({}):\n{}{}",
+                primary.port,
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        instance.start().await?;
+        tracing::info!(
+            port = instance.port,
+            primary = primary.port,
+            "spawned a streaming standby in {:.1?}",
+            t0.elapsed()
+        );
+        Ok(instance)
+    }
+
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -380,6 +456,17 @@ impl Instance {
         match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
+        }
+    }
+
+    /// Kills the server with SIGKILL: a crash, not a shutdown. Nothing is
+    /// flushed and no peer is told; a Redis Cluster notices only when the
+    /// node stops answering its pings (lesson 9's failover). The data dir
+    /// stays, and [`start`](Self::start) brings the server back on it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
