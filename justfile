@@ -123,6 +123,21 @@ exercise-8:
 # Exercise 8's hint K, one at a time: `just hint-8 1` is gentle, the last is nearly the answer.
 hint-8 k: (_hint "crates/exercise-08-layers/HINTS.md" k)
 
+# Lesson 9: a private Redis Cluster and a PostgreSQL read replica: keys per slot, a master killed under load per client mode, a reshard, full coverage, one Redis vs a cluster, replica lag (~1.5 min; `--long`, the book's, ~2 min).
+lesson-9 *args:
+    cargo run -q -p lesson-09-scale-out -- "$@"
+
+# Serve lesson 9 on 127.0.0.1:${PORT:-3000} over a private 6-node cluster and a primary + replica, until Ctrl-C (CLIENT_MODE=bounded|defaults|replica-reads, FILL_FROM=lsn|replica|primary|read-your-writes).
+serve-9 *args:
+    cargo run -q -p lesson-09-scale-out -- --serve "$@"
+
+# Check your solution to exercise 9 (edit crates/exercise-09-scale-out/src/starter.rs); spawns a private primary and standby.
+exercise-9:
+    cargo test -q -p exercise-09-scale-out --features starter
+
+# Exercise 9's hint K, one at a time: `just hint-9 1` is gentle, the last is nearly the answer.
+hint-9 k: (_hint "crates/exercise-09-scale-out/HINTS.md" k)
+
 # Install nginx, its purge module and wrk (as root on Debian; elsewhere it prints the command).
 _nginx:
     @.ci/install-nginx

@@ -9,29 +9,13 @@
 //! reads it. `LAB_QUICK=1` runs `just lesson-6`'s short version (about 30 s
 //! instead of about a minute and a half).
 
-use lab::results::Results;
-use lesson_06_http_edge::experiment::{Plan, run};
+use lesson_06_http_edge::experiment::{EdgeResults, Plan, run};
 
 fn main() {
-    if !benches::selected("edge") {
-        return;
-    }
-    let plan = if benches::quick() {
-        Plan::short()
-    } else {
-        Plan::long()
-    };
-    let rt = benches::runtime();
-    println!("edge: lesson 6's experiments 2–6 against a private nginx");
-    let results = match rt.block_on(run(&plan)) {
-        Ok(r) => r,
-        Err(e) => panic!("the edge experiments failed: {e:#}"),
-    };
-    let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
-    println!(
-        "\n{}\n{}\nwrote {}",
-        results.table_md(),
-        results.findings(),
-        path.display()
+    benches::experiment(
+        "edge",
+        "lesson 6's experiments 2–6 against a private nginx",
+        |quick| async move { run(&if quick { Plan::short() } else { Plan::long() }).await },
+        |r: &EdgeResults| format!("{}\n{}", r.table_md(), r.findings()),
     );
 }

@@ -11,33 +11,23 @@
 //! `LAB_QUICK=1` runs `just lesson-8`'s short version (about 30 s instead
 //! of about two minutes).
 
-use lab::results::Results;
-use lesson_08_layers::experiment::{Plan, run};
+use lesson_08_layers::experiment::{LayersResults, Plan, run};
 
 fn main() {
-    if !benches::selected("layers") {
-        return;
-    }
-    let plan = if benches::quick() {
-        Plan::short()
-    } else {
-        Plan::long()
-    };
-    let rt = benches::runtime();
-    println!("layers: lesson 8's experiments, two instances on one Redis and one PostgreSQL");
-    let results = match rt.block_on(run(&plan)) {
-        Ok(r) => r,
-        Err(e) => panic!("the layers experiments failed: {e:#}"),
-    };
-    let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
-    println!(
-        "\nstaleness windows\n{}\nthe stale-set race\n{}\nthe lost invalidation\n{}\nversioned keys\n{}\nthe third layer\n{}\n{}\nwrote {}",
-        results.staleness_md(),
-        results.race_md(),
-        results.lost_md(),
-        results.namespace_md(),
-        results.pk_lookup_md(),
-        results.findings(),
-        path.display()
+    benches::experiment(
+        "layers",
+        "lesson 8's experiments, two instances on one Redis and one PostgreSQL",
+        |quick| async move { run(&if quick { Plan::short() } else { Plan::long() }).await },
+        |r: &LayersResults| {
+            format!(
+                "staleness windows\n{}\nthe stale-set race\n{}\nthe lost invalidation\n{}\nversioned keys\n{}\nthe third layer\n{}\n{}",
+                r.staleness_md(),
+                r.race_md(),
+                r.lost_md(),
+                r.namespace_md(),
+                r.pk_lookup_md(),
+                r.findings(),
+            )
+        },
     );
 }

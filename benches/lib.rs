@@ -26,6 +26,34 @@ pub fn selected(name: &str) -> bool {
     filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
 }
 
+/// An experiment bench's `main` (a bench target that is not criterion's:
+/// it measures behaviour, not one operation's time): unless another bench
+/// was selected, runs the lesson's long plan (its short one with
+/// `LAB_QUICK=1`), writes the results where `just report` reads them, and
+/// prints `summary` of them. A failure panics, naming `name`, so `cargo
+/// bench` fails.
+pub fn experiment<R, Fut>(
+    name: &str,
+    what: &str,
+    run: impl FnOnce(bool) -> Fut,
+    summary: impl FnOnce(&R) -> String,
+) where
+    R: lab::results::Results,
+    Fut: Future<Output = anyhow::Result<R>>,
+{
+    if !selected(name) {
+        return;
+    }
+    let rt = runtime();
+    println!("{name}: {what}");
+    let results = match rt.block_on(run(quick())) {
+        Ok(r) => r,
+        Err(e) => panic!("the {name} experiments failed: {e:#}"),
+    };
+    let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
+    println!("\n{}\nwrote {}", summary(&results), path.display());
+}
+
 /// Criterion's settings for the workshop. Loopback requests take tens of
 /// microseconds, so 5 s of measurement gives thousands of iterations and a
 /// stable median; 50 samples keep a full `cargo bench` short on 2 cores.

@@ -11,38 +11,26 @@
 //! reads it. `LAB_QUICK=1` runs `just lesson-7`'s short version (about
 //! 40 s, without the published baseline) instead of about three minutes.
 
-use lab::results::Results;
-use lesson_07_stampede::experiment::{Plan, run};
+use lesson_07_stampede::experiment::{Plan, StampedeResults, run};
 
 fn main() {
-    if !benches::selected("stampede") {
-        return;
-    }
-    let plan = if benches::quick() {
-        Plan::short()
-    } else {
-        Plan::long()
-    };
-    let rt = benches::runtime();
-    println!(
-        "stampede: lesson 7's experiments, four instances on one Redis and a private PostgreSQL"
-    );
-    let results = match rt.block_on(run(&plan)) {
-        Ok(r) => r,
-        Err(e) => panic!("the stampede experiments failed: {e:#}"),
-    };
-    let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
-    println!(
-        "\nthe herd\n{}\n{}\nthe published baseline\n{}\n{}\nmass expiry\n{}\n{}\nids that do not exist\n{}\n{}\n{}\nwrote {}",
-        results.herd_setup_md(),
-        results.herd_md(),
-        results.baseline_setup_md(),
-        results.baseline_md(),
-        results.jitter_setup_md(),
-        results.jitter_md(),
-        results.negative_setup_md(),
-        results.negative_md(),
-        results.findings(),
-        path.display()
+    benches::experiment(
+        "stampede",
+        "lesson 7's experiments, four instances on one Redis and a private PostgreSQL",
+        |quick| async move { run(&if quick { Plan::short() } else { Plan::long() }).await },
+        |r: &StampedeResults| {
+            format!(
+                "the herd\n{}\n{}\nthe published baseline\n{}\n{}\nmass expiry\n{}\n{}\nids that do not exist\n{}\n{}\n{}",
+                r.herd_setup_md(),
+                r.herd_md(),
+                r.baseline_setup_md(),
+                r.baseline_md(),
+                r.jitter_setup_md(),
+                r.jitter_md(),
+                r.negative_setup_md(),
+                r.negative_md(),
+                r.findings(),
+            )
+        },
     );
 }

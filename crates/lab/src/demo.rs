@@ -126,6 +126,35 @@ pub async fn stop_signal() -> anyhow::Result<&'static str> {
     }
 }
 
+/// A lesson binary's two modes, written once. `--serve` logs at INFO and
+/// serves until `serve` returns. Otherwise the demo runs with warnings only
+/// (it prints its own progress and tables, which INFO lines would only
+/// interleave with; not even sqlx's "slow statement" warnings, which the
+/// lessons' slow databases are on purpose; `RUST_LOG` brings the rest
+/// back), raced against [`stop_signal`]: on Ctrl-C or SIGTERM the demo
+/// future is dropped, and with it every private server, nginx and temp dir
+/// it owns, instead of the signal's default action ending the process with
+/// no destructor run. `stopped` names what that stops, for the message.
+pub async fn run_or_serve(
+    serve_mode: bool,
+    demo: impl Future<Output = anyhow::Result<()>>,
+    serve: impl Future<Output = anyhow::Result<()>>,
+    stopped: &str,
+) -> anyhow::Result<()> {
+    // Both futures are lazy: only the chosen one runs.
+    if serve_mode {
+        crate::init_tracing();
+        return serve.await;
+    }
+    crate::init_tracing_with("warn,sqlx=error");
+    tokio::select! {
+        r = demo => r,
+        signal = stop_signal() => {
+            anyhow::bail!("interrupted ({}): {stopped}", signal?)
+        }
+    }
+}
+
 /// One experiment in a demo's output: its heading and what it shows when
 /// it starts, its own duration when it ends (not an offset from the start:
 /// a reader compares experiments by what each one took).

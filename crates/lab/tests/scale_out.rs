@@ -76,10 +76,7 @@ async fn a_paused_standby_answers_from_the_past_until_it_replays() {
     r.wait_replayed(&lsn, Duration::from_secs(10))
         .await
         .expect("replayed");
-    let (v,): (i32,) = sqlx::query_as("SELECT v FROM t")
-        .fetch_one(&mut standby)
-        .await
-        .expect("read");
+    let v = read_v(&mut standby).await;
     assert_eq!(v, 1);
 
     r.pause_replay().await.expect("pause");
@@ -90,10 +87,7 @@ async fn a_paused_standby_answers_from_the_past_until_it_replays() {
     let lsn = r.primary_lsn().await.expect("lsn");
     // Received but not replayed: the standby still says 1, however long we wait.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (v,): (i32,) = sqlx::query_as("SELECT v FROM t")
-        .fetch_one(&mut standby)
-        .await
-        .expect("read");
+    let v = read_v(&mut standby).await;
     assert_eq!(v, 1, "a paused standby must not have replayed the update");
     assert!(r.lag_bytes().await.expect("lag") > 0);
 
@@ -101,9 +95,14 @@ async fn a_paused_standby_answers_from_the_past_until_it_replays() {
     r.wait_replayed(&lsn, Duration::from_secs(10))
         .await
         .expect("replayed");
+    let v = read_v(&mut standby).await;
+    assert_eq!(v, 2);
+}
+
+async fn read_v(c: &mut sqlx::PgConnection) -> i32 {
     let (v,): (i32,) = sqlx::query_as("SELECT v FROM t")
-        .fetch_one(&mut standby)
+        .fetch_one(c)
         .await
         .expect("read");
-    assert_eq!(v, 2);
+    v
 }

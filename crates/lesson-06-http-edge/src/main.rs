@@ -6,25 +6,13 @@ use lesson_06_http_edge::origin::{OriginSettings, origin};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.common.serve {
-        lab::init_tracing();
-        return serve(&args).await;
-    }
-    // The demo prints its own progress and tables; the harness's INFO lines
-    // (which PostgreSQL, seeding) would only interleave with them. Warnings
-    // still show (but not sqlx's "slow statement", which the 1 s origins
-    // are on purpose), and RUST_LOG brings the rest back.
-    lab::init_tracing_with("warn,sqlx=error");
-    // On Ctrl-C or SIGTERM the demo future is dropped, and its nginx
-    // instances, origins and temp dirs with it: nothing is left listening
-    // or on disk. Without this, the signal's default action would end the
-    // process with no destructor run.
-    tokio::select! {
-        r = lesson_06_http_edge::experiment::demo(&args) => r,
-        signal = lab::demo::stop_signal() => {
-            anyhow::bail!("interrupted ({}): the edges and origins are stopped", signal?)
-        }
-    }
+    lab::demo::run_or_serve(
+        args.common.serve,
+        lesson_06_http_edge::experiment::demo(&args),
+        serve(&args),
+        "the edges and origins are stopped",
+    )
+    .await
 }
 
 /// The edge on 127.0.0.1:PORT, the origin behind it on a free port.

@@ -8,19 +8,13 @@ use lesson_07_stampede::db::Queries;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.common.serve {
-        lab::init_tracing();
-        return serve(&args).await;
-    }
-    // The demo prints its own progress and tables; warnings still show,
-    // and RUST_LOG brings the rest back.
-    lab::init_tracing_with("warn,sqlx=error");
-    tokio::select! {
-        r = lesson_07_stampede::experiment::demo(&args) => r,
-        signal = lab::demo::stop_signal() => {
-            anyhow::bail!("interrupted ({}): the experiments are stopped", signal?)
-        }
-    }
+    lab::demo::run_or_serve(
+        args.common.serve,
+        lesson_07_stampede::experiment::demo(&args),
+        serve(&args),
+        "the experiments are stopped",
+    )
+    .await
 }
 
 /// One instance on 127.0.0.1:PORT, until Ctrl-C or SIGTERM.

@@ -25,7 +25,7 @@
 //! - [`criterion`]: reading criterion's saved estimates.
 //! - [`render`]: a group's Markdown table and SVG chart.
 //! - [`lesson_03`], [`lesson_04`], [`lesson_05`], [`lesson_06`],
-//!   [`lesson_06_load`], [`lesson_07`], [`lesson_08`]: each lesson's experiment results
+//!   [`lesson_06_load`], [`lesson_07`], [`lesson_08`], [`lesson_09`]: each lesson's experiment results
 //!   (read with `lab::results::Results::read`) → its tables and charts
 //!   (and lesson 8's criterion group, `layer_costs`).
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
@@ -41,6 +41,7 @@ mod lesson_06;
 mod lesson_06_load;
 mod lesson_07;
 mod lesson_08;
+mod lesson_09;
 mod render;
 mod stamp;
 
@@ -63,6 +64,7 @@ use lesson_06_http_edge::experiment::EdgeResults;
 use lesson_06_http_edge::experiment::load::LoadResults;
 use lesson_07_stampede::experiment::StampedeResults;
 use lesson_08_layers::experiment::LayersResults;
+use lesson_09_scale_out::experiment::ScaleOutResults;
 
 use crate::groups::GROUPS;
 use crate::stamp::RunInfo;
@@ -235,6 +237,23 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Err(e) if args.reuse => eprintln!("report: the layers_*.md files left as they are: {e:#}"),
+        Err(e) => return Err(e),
+    }
+    match ScaleOutResults::read() {
+        Ok(scale_out) => {
+            for (name, md) in lesson_09::files(&scale_out, run.quick) {
+                std::fs::write(out.join(name), md)?;
+            }
+            lesson_09::failover_svg(&scale_out, &out.join("scale_out_failover.svg"), run.quick)?;
+            println!(
+                "\nLesson 9: the scaling-out experiments\n{}\n{}",
+                scale_out.failover_md(),
+                scale_out.findings()
+            );
+        }
+        Err(e) if args.reuse => {
+            eprintln!("report: the scale_out_*.md files left as they are: {e:#}")
+        }
         Err(e) => return Err(e),
     }
     // Lesson 8's criterion group: not in `GROUPS`, because its table has
@@ -430,6 +449,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
         LoadResults::path(),
         StampedeResults::path(),
         LayersResults::path(),
+        ScaleOutResults::path(),
         ChaosResults::path(),
     ] {
         let written = std::fs::metadata(&path)
