@@ -17,7 +17,7 @@
 //! miss put the old row back. Nothing failed, nothing was logged.
 //!
 //! Every write moves the primary's WAL position, its **LSN** (log sequence
-//! number, `pg_current_wal_lsn()`), and every replica tells how far it has
+//! number), and every replica tells how far it has
 //! replayed (`pg_last_wal_replay_lsn()`). So the service records the
 //! primary's LSN when it writes a user, and a miss for that user asks:
 //! *has the replica replayed it yet?* Yes: the replica's row is at least as
@@ -55,8 +55,9 @@
 //! query for one user under a deadline, so you only choose the pool; and
 //! [`TIMEOUT`], the deadline for the question you ask the replica. Given
 //! too, by the tests: the recorded LSN. A service records it when it
-//! writes (`SELECT pg_current_wal_lsn()` on the primary, once the `UPDATE`
-//! has committed) and needs it only while a replica may still be behind;
+//! writes (lesson 9 asks the primary for `pg_current_wal_insert_lsn()`
+//! once the `UPDATE` has committed: past the commit record even with
+//! `synchronous_commit = off`) and needs it only while a replica may still be behind;
 //! how lesson 9 keeps it is the lesson's business, not this exercise's.
 //!
 //! Without a recorded write there is nothing to compare: the replica is
