@@ -176,7 +176,7 @@ book-build:
 
 # What the harness would use for PostgreSQL, Redis and MariaDB, with versions and port conflicts.
 doctor:
-    cargo run -q -p lab --features docker --bin doctor
+    cargo run -q -p lab --bin doctor
 
 # Start PostgreSQL, Redis and MariaDB in Docker, on loopback.
 services-up:
@@ -185,6 +185,10 @@ services-up:
 # Stop the Docker services.
 services-down:
     docker compose down
+
+# Build or reuse the local server images from Debian's packages (no registry needed) and print export lines: `eval "$(just images)"`.
+images:
+    @.ci/images/build
 
 # Install just, mdbook, lychee and a compose validator into target/tools.
 tools:

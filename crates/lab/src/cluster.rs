@@ -130,10 +130,15 @@ impl RedisCluster {
             // node gets a free bus port of its own.
             let mut node_settings = settings.to_vec();
             node_settings.push(("cluster-port", crate::spawn::free_port()?.to_string()));
-            nodes.push(
-                Instance::start_new(Kind::Redis, SpawnOptions::with_settings(node_settings))
-                    .await?,
-            );
+            // In a container, the host's network: each node announces
+            // 127.0.0.1:port to the others and to clients, which must reach
+            // it there (behind Docker's published ports, 127.0.0.1 inside a
+            // container is the container itself).
+            let opts = SpawnOptions {
+                host_network: true,
+                ..SpawnOptions::with_settings(node_settings)
+            };
+            nodes.push(Instance::start_new(Kind::Redis, opts).await?);
         }
         let cluster = RedisCluster { nodes, options };
         cluster.create().await?;
@@ -146,8 +151,20 @@ impl RedisCluster {
         Ok(cluster)
     }
 
+    /// `redis-cli`, where a running node is: next to the local
+    /// `redis-server`, or `docker exec` in a node's container (host
+    /// networking, so `127.0.0.1:port` is every node from there too).
+    fn redis_cli(&self) -> anyhow::Result<Command> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.pid().is_some())
+            .context("no node of the cluster is running")?;
+        node.tool("redis-cli")
+    }
+
     async fn create(&self) -> anyhow::Result<()> {
-        let mut cmd = Command::new(redis_cli()?);
+        let mut cmd = self.redis_cli()?;
         cmd.arg("--cluster").arg("create");
         for n in &self.nodes {
             cmd.arg(format!("127.0.0.1:{}", n.port()));
@@ -338,7 +355,7 @@ impl RedisCluster {
         to: &NodeInfo,
         slots: usize,
     ) -> anyhow::Result<()> {
-        let mut cmd = Command::new(redis_cli()?);
+        let mut cmd = self.redis_cli()?;
         cmd.arg("--cluster")
             .arg("reshard")
             .arg(format!("127.0.0.1:{}", self.live_port()?))
@@ -366,18 +383,6 @@ async fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> anyhow:
         .await
         .map_err(|_| anyhow::anyhow!("node {port} did not answer within {CALL_TIMEOUT:?}"))?
         .with_context(|| format!("node {port}"))
-}
-
-fn redis_cli() -> anyhow::Result<std::path::PathBuf> {
-    let server = crate::spawn::Binaries::find(Kind::Redis, &SpawnOptions::plain())?.server;
-    let cli = server.with_file_name("redis-cli");
-    if crate::spawn::is_executable(&cli) {
-        return Ok(cli);
-    }
-    bail!(
-        "`redis-cli` not found next to {} (Debian's redis-tools package ships it)",
-        server.display()
-    )
 }
 
 /// Runs a command off the runtime's threads, killed past `within`.

@@ -23,7 +23,8 @@ pub enum Backend {
     Auto,
     /// Only servers someone else runs: the env URL or the default port.
     External,
-    /// Only a testcontainers container.
+    /// Only Docker containers: discovery's step 3, and every private
+    /// instance (`Instance::start_new`) a container too.
     Docker,
     /// Only a private instance from local binaries.
     Local,
@@ -53,7 +54,7 @@ pub enum Origin {
     EnvUrl,
     /// A server answered on the default local port.
     DefaultPort,
-    /// A testcontainers container.
+    /// A Docker container the harness started.
     Docker,
     /// A private instance spawned by the harness.
     Private,
@@ -82,10 +83,8 @@ pub struct Server {
 // What keeps the server running; dropped with the `Server`.
 enum Keep {
     Nothing,
+    /// A private instance: a process, or a container (step 3).
     Private(Box<Instance>),
-    #[cfg(feature = "docker")]
-    #[allow(dead_code)] // held only for its Drop, which removes the container
-    Container(Box<crate::docker::Container>),
 }
 
 impl Server {
@@ -98,7 +97,8 @@ impl Server {
     pub fn origin(&self) -> &Origin {
         &self.origin
     }
-    /// The private instance behind this server, if the harness spawned it.
+    /// The private instance behind this server, if the harness started it
+    /// (a local process or a container).
     pub fn instance(&mut self) -> Option<&mut Instance> {
         match &mut self.keep {
             Keep::Private(i) => Some(i),
@@ -246,26 +246,22 @@ fn found(kind: Kind, url: String, origin: Origin, keep: Keep) -> Server {
     }
 }
 
-#[cfg(feature = "docker")]
+/// Step 3: a container of the image `LAB_*_IMAGE` names (default: the
+/// official one `docker-compose.yml` pins), labelled, on a free loopback
+/// port; the same as a private instance run by Docker.
 async fn start_container(kind: Kind, probe: &Probe) -> anyhow::Result<Server> {
     if !probe.docker {
         anyhow::bail!(
             "no Docker daemon (DOCKER_HOST is unset and /var/run/docker.sock is missing)"
         );
     }
-    let container = crate::docker::start(kind).await?;
-    let url = container.url.clone();
+    let instance = Instance::start_container(kind, probe.spawn_options()).await?;
     Ok(found(
         kind,
-        url,
+        instance.url(),
         Origin::Docker,
-        Keep::Container(Box::new(container)),
+        Keep::Private(Box::new(instance)),
     ))
-}
-
-#[cfg(not(feature = "docker"))]
-async fn start_container(_kind: Kind, _probe: &Probe) -> anyhow::Result<Server> {
-    anyhow::bail!("this binary was built without the `docker` feature")
 }
 
 /// The error when every step failed. Its text is the fix.
@@ -331,8 +327,7 @@ fn example_url(kind: Kind) -> &'static str {
 /// A Docker daemon looks reachable: `DOCKER_HOST` is set, or the default
 /// socket exists. Starting a container still may fail; that is step 3's error.
 pub fn docker_reachable() -> bool {
-    std::env::var_os("DOCKER_HOST").is_some()
-        || std::path::Path::new("/var/run/docker.sock").exists()
+    crate::docker::reachable()
 }
 
 // ANCHOR: redact

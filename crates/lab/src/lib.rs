@@ -66,7 +66,7 @@ pub fn init_tracing() {
     // sqlx logs every statement at info, and warns about every statement over
     // 1 s, which in the demos is every query, on purpose. The lessons log the
     // queries that matter themselves.
-    init_tracing_with("info,sqlx=error,hyper=warn,bollard=warn,testcontainers=warn");
+    init_tracing_with("info,sqlx=error,hyper=warn");
 }
 
 /// The same with another default filter, for a program whose per-request

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -37,6 +38,9 @@ pub const BIN_DIR_ENV: &str = "LAB_BIN_DIR";
 /// How long a fresh server may take to answer. Generous: the first start on a
 /// cold disk is slower than the half second it usually takes.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The same for a container: the official images initialise the data dir
+/// and restart the server once before it answers (MariaDB's takes ~10 s).
+const CONTAINER_READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a clean shutdown may take before the harness kills the server.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -55,6 +59,12 @@ pub struct SpawnOptions {
     pub only_bin_dir: bool,
     /// CPUs to pin the server to (`LAB_PIN_SERVERS`); `None` leaves it free.
     pub cpus: Option<Vec<usize>>,
+    /// Local binaries or Docker; `None` reads `LAB_BACKEND` (see [`Runner`]).
+    pub backend: Option<crate::Backend>,
+    /// For a container: share the host's network, the server listening on
+    /// its port on the host's loopback (lesson 9's cluster nodes, which must
+    /// reach each other at the address they announce). Linux only.
+    pub host_network: bool,
 }
 
 impl SpawnOptions {
@@ -79,22 +89,178 @@ impl SpawnOptions {
     }
 }
 
+/// What runs a private server.
+#[derive(Debug)]
+enum Runner {
+    /// A process of the local binaries, with its data dir in the temp dir.
+    Process {
+        server_bin: PathBuf,
+        run_as: Option<(u32, u32)>,
+        child: Option<Child>,
+    },
+    /// A Docker container with a volume of its own. Shared with the
+    /// blocking threads that run its bounded `docker` calls (a std Mutex:
+    /// it is only ever locked on those threads, or briefly).
+    Container(Arc<Mutex<crate::docker::Container>>),
+}
+
+/// Runs `f` on a container off the runtime's threads: every `docker` call
+/// blocks for up to its bound, and a test's or a demo's other tasks (the
+/// load during an outage) must keep running meanwhile.
+async fn on_container<T: Send + 'static>(
+    c: &Arc<Mutex<crate::docker::Container>>,
+    f: impl FnOnce(&mut crate::docker::Container) -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let c = Arc::clone(c);
+    tokio::task::spawn_blocking(move || {
+        let mut guard = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    })
+    .await
+    .context("the Docker thread failed")
+}
+
+fn locked(
+    c: &Arc<Mutex<crate::docker::Container>>,
+) -> std::sync::MutexGuard<'_, crate::docker::Container> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Which runner a private instance gets: `LAB_BACKEND=local` the local
+/// binaries, `docker` a container; otherwise the local binaries when they
+/// are installed, else a container when Docker answers (the same order as
+/// discovery's steps 3 and 4 read from the other end: local binaries first
+/// here, because they start faster and measure without Docker's proxy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunnerKind {
+    Local,
+    Docker,
+}
+
+impl RunnerKind {
+    /// The runner for `kind` with these options, or why there is none.
+    pub fn choose(kind: Kind, opts: &SpawnOptions) -> anyhow::Result<RunnerKind> {
+        let backend = match opts.backend {
+            Some(b) => b,
+            None => match std::env::var(crate::discover::BACKEND_ENV) {
+                Ok(v) => v.parse()?,
+                Err(_) => crate::Backend::Auto,
+            },
+        };
+        match backend {
+            crate::Backend::Local => {
+                Binaries::find(kind, opts)?;
+                Ok(RunnerKind::Local)
+            }
+            crate::Backend::Docker => Ok(RunnerKind::Docker),
+            crate::Backend::Auto | crate::Backend::External => match Binaries::find(kind, opts) {
+                Ok(_) => Ok(RunnerKind::Local),
+                Err(_) if crate::docker::reachable() => Ok(RunnerKind::Docker),
+                Err(e) => Err(e.context(
+                    "and no Docker daemon to run a container instead (DOCKER_HOST is unset and \
+                     /var/run/docker.sock is missing)",
+                )),
+            },
+        }
+    }
+}
+
 /// A running (or stopped) private server.
 #[derive(Debug)]
 pub struct Instance {
     kind: Kind,
     port: u16,
     dir: TempDir,
-    server_bin: PathBuf,
     settings: Vec<(String, String)>,
-    run_as: Option<(u32, u32)>,
     cpus: Option<Vec<usize>>,
-    child: Option<Child>,
+    runner: Runner,
 }
 
 impl Instance {
-    /// Initialises a data dir on a free port and starts the server.
+    /// Initialises a data dir on a free port and starts the server: from
+    /// the local binaries, or as a container ([`RunnerKind::choose`]).
     pub async fn start_new(kind: Kind, opts: SpawnOptions) -> anyhow::Result<Instance> {
+        match RunnerKind::choose(kind, &opts)? {
+            RunnerKind::Local => Self::start_process(kind, opts).await,
+            RunnerKind::Docker => Self::start_container(kind, opts).await,
+        }
+    }
+
+    /// The same as a Docker container with a volume of its own, published on
+    /// a free loopback port.
+    pub async fn start_container(kind: Kind, opts: SpawnOptions) -> anyhow::Result<Instance> {
+        let t0 = Instant::now();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("lab-{}-", kind.name().to_lowercase()))
+            .tempdir()
+            .context("Failed to create a temp dir for a private server")?;
+        let port = free_port()?;
+        let mut env = Vec::new();
+        if kind == Kind::Postgres && !opts.initdb_args.is_empty() {
+            env.push((
+                "POSTGRES_INITDB_ARGS".to_string(),
+                opts.initdb_args.join(" "),
+            ));
+        }
+        let (cpus, host_network) = (opts.cpus.clone(), opts.host_network);
+        let container = tokio::task::spawn_blocking(move || {
+            crate::docker::Container::new(kind, port, host_network, cpus.as_deref(), env)
+        })
+        .await
+        .context("the Docker thread failed")??;
+        let mut instance = Instance {
+            kind,
+            port,
+            dir,
+            settings: opts.settings,
+            cpus: opts.cpus,
+            runner: Runner::Container(Arc::new(Mutex::new(container))),
+        };
+        instance.start().await?;
+        instance.create_test_database().await?;
+        tracing::info!(
+            server = %kind,
+            port = instance.port,
+            image = %instance.image().unwrap_or_default(),
+            "started a {kind} container in {:.1?}",
+            t0.elapsed()
+        );
+        Ok(instance)
+    }
+
+    /// The image, for a container.
+    pub fn image(&self) -> Option<String> {
+        match &self.runner {
+            Runner::Container(c) => Some(locked(c).image().to_string()),
+            Runner::Process { .. } => None,
+        }
+    }
+
+    /// Whether this instance is a Docker container.
+    pub fn is_container(&self) -> bool {
+        matches!(self.runner, Runner::Container(_))
+    }
+
+    /// A command that runs `program` (a client tool such as `redis-cli`)
+    /// where the server runs: the binary next to the local server, or
+    /// `docker exec` in the container.
+    pub fn tool(&self, program: &str) -> anyhow::Result<Command> {
+        match &self.runner {
+            Runner::Container(c) => Ok(locked(c).exec(program)),
+            Runner::Process { server_bin, .. } => {
+                let bin = server_bin.with_file_name(program);
+                anyhow::ensure!(
+                    is_executable(&bin),
+                    "`{program}` not found next to {} ({})",
+                    server_bin.display(),
+                    self.kind.install_hint()
+                );
+                Ok(Command::new(bin))
+            }
+        }
+    }
+
+    async fn start_process(kind: Kind, opts: SpawnOptions) -> anyhow::Result<Instance> {
         let bins = Binaries::find(kind, &opts)?;
         let t0 = Instant::now();
         let dir = tempfile::Builder::new()
@@ -119,11 +285,13 @@ impl Instance {
             kind,
             port: free_port()?,
             dir,
-            server_bin: bins.server,
             settings: opts.settings,
-            run_as,
             cpus: opts.cpus,
-            child: None,
+            runner: Runner::Process {
+                server_bin: bins.server,
+                run_as,
+                child: None,
+            },
         };
         if let Some(init) = &bins.init {
             instance.init(init, &opts.initdb_args)?;
@@ -149,9 +317,21 @@ impl Instance {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
-    /// The server's log, for error messages and curious readers.
+    /// The server's log, for error messages and curious readers. For a
+    /// container, the file is rewritten from `docker logs` on each call.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("server.log")
+        let path = self.dir.path().join("server.log");
+        if let Runner::Container(c) = &self.runner {
+            locked(c).dump_log(&path);
+        }
+        path
+    }
+
+    fn run_as(&self) -> Option<(u32, u32)> {
+        match &self.runner {
+            Runner::Process { run_as, .. } => *run_as,
+            Runner::Container(_) => None,
+        }
     }
 
     /// The URL of database `test` (PostgreSQL, MariaDB) or of Redis.
@@ -200,7 +380,7 @@ impl Instance {
                     "UTF8",
                 ]);
                 cmd.args(extra);
-                if let Some((uid, gid)) = self.run_as {
+                if let Some((uid, gid)) = self.run_as() {
                     cmd.uid(uid).gid(gid);
                 }
             }
@@ -232,8 +412,8 @@ impl Instance {
         Ok(())
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.server_bin);
+    fn command(&self, server_bin: &Path) -> Command {
+        let mut cmd = Command::new(server_bin);
         let port = self.port.to_string();
         let dir = self.dir.path();
         match self.kind {
@@ -245,7 +425,7 @@ impl Instance {
                 for (k, v) in &self.settings {
                     cmd.arg("-c").arg(format!("{k}={v}"));
                 }
-                if let Some((uid, gid)) = self.run_as {
+                if let Some((uid, gid)) = self.run_as() {
                     cmd.uid(uid).gid(gid);
                 }
             }
@@ -308,44 +488,81 @@ impl Instance {
         if self.is_running() {
             return Ok(());
         }
+        if let Runner::Container(c) = &self.runner {
+            let settings = self.settings.clone();
+            on_container(c, move |c| c.run(&settings)).await??;
+            return self.wait_ready().await;
+        }
         let log = File::options()
             .create(true)
             .append(true)
             .open(self.log_path())
             .context("Failed to open the server log")?;
-        let mut cmd = self.command();
+        let Runner::Process { server_bin, .. } = &self.runner else {
+            unreachable!("containers returned above")
+        };
+        let mut cmd = self.command(server_bin);
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         prepare_child(&mut cmd, self.cpus.as_deref().map(crate::pin::cpu_set));
         let child = cmd
             .spawn()
-            .with_context(|| format!("Failed to start {}", self.server_bin.display()))?;
-        self.child = Some(child);
+            .with_context(|| format!("Failed to start {}", server_bin.display()))?;
+        if let Runner::Process { child: slot, .. } = &mut self.runner {
+            *slot = Some(child);
+        }
         self.wait_ready().await
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let bound = if self.is_container() {
+            CONTAINER_READY_TIMEOUT
+        } else {
+            READY_TIMEOUT
+        };
+        let deadline = Instant::now() + bound;
         let url = self.admin_url();
+        let mut next_state_check = Instant::now();
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                self.child = None;
-                bail!(
-                    "the private {} exited ({status}) before it answered.\n{}",
-                    self.kind,
-                    self.log_tail()
-                );
+            match &mut self.runner {
+                Runner::Process { child: slot, .. } => {
+                    if let Some(child) = slot.as_mut()
+                        && let Some(status) = child.try_wait()?
+                    {
+                        *slot = None;
+                        bail!(
+                            "the private {} exited ({status}) before it answered.\n{}",
+                            self.kind,
+                            self.log_tail()
+                        );
+                    }
+                }
+                // `docker inspect` is a process of its own: twice a second.
+                Runner::Container(c) if Instant::now() >= next_state_check => {
+                    next_state_check = Instant::now() + Duration::from_millis(500);
+                    let (running, code) = on_container(c, |c| c.state()).await??;
+                    if !running {
+                        let name = locked(c).name().to_string();
+                        let tail = self.log_tail();
+                        self.remove_container().await;
+                        bail!(
+                            "the {} container {name} exited (code {code}) before it answered; \
+                             it was removed.\n{tail}",
+                            self.kind,
+                        );
+                    }
+                }
+                Runner::Container(_) => {}
             }
             match ping(self.kind, &url).await {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
+                    let tail = self.log_tail();
+                    self.remove_container().await;
                     bail!(
-                        "the private {} did not answer within {READY_TIMEOUT:?}: {e:#}\n{}",
+                        "the private {} did not answer within {bound:?}: {e:#}\n{tail}",
                         self.kind,
-                        self.log_tail()
                     )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
@@ -353,8 +570,18 @@ impl Instance {
         }
     }
 
+    /// Removes a container that failed to become ready (its volume stays
+    /// until the instance is dropped). Nothing for a process.
+    async fn remove_container(&mut self) {
+        if let Runner::Container(c) = &self.runner {
+            let _ = on_container(c, |c| c.kill_and_remove()).await;
+        }
+    }
+
     async fn create_test_database(&self) -> anyhow::Result<()> {
         match self.kind {
+            // The image created it (`POSTGRES_DB=test`).
+            Kind::Postgres if self.is_container() => {}
             Kind::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.admin_url()).await?;
                 sqlx::query("CREATE DATABASE test").execute(&mut c).await?;
@@ -381,17 +608,21 @@ impl Instance {
             "only PostgreSQL has streaming standbys here"
         );
         let t0 = Instant::now();
-        let basebackup = primary.server_bin.with_file_name("pg_basebackup");
+        let primary_bin = match &primary.runner {
+            Runner::Container(c) => return Self::start_container_standby(primary, c, opts).await,
+            Runner::Process { server_bin, .. } => server_bin.clone(),
+        };
+        let basebackup = primary_bin.with_file_name("pg_basebackup");
         anyhow::ensure!(
             is_executable(&basebackup),
             "`pg_basebackup` not found next to {} (Debian's postgresql package ships it)",
-            primary.server_bin.display()
+            primary_bin.display()
         );
         let dir = tempfile::Builder::new()
             .prefix("lab-postgresql-standby-")
             .tempdir()
             .context("Failed to create a temp dir for a standby")?;
-        if let Some((uid, gid)) = primary.run_as {
+        if let Some((uid, gid)) = primary.run_as() {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
                 .context("Failed to hand the standby's temp dir to the postgres user")?;
         }
@@ -399,11 +630,13 @@ impl Instance {
             kind: Kind::Postgres,
             port: free_port()?,
             dir,
-            server_bin: primary.server_bin.clone(),
             settings: opts.settings,
-            run_as: primary.run_as,
             cpus: opts.cpus,
-            child: None,
+            runner: Runner::Process {
+                server_bin: primary_bin,
+                run_as: primary.run_as(),
+                child: None,
+            },
         };
         let mut cmd = Command::new(&basebackup);
         cmd.arg("-D")
@@ -420,7 +653,7 @@ impl Instance {
                 "--no-sync",
                 "--checkpoint=fast",
             ]);
-        if let Some((uid, gid)) = instance.run_as {
+        if let Some((uid, gid)) = instance.run_as() {
             cmd.uid(uid).gid(gid);
         }
         let out = cmd
@@ -446,16 +679,91 @@ impl Instance {
         Ok(instance)
     }
 
-    /// The server's process id, while it runs.
+    /// The standby as a container: `pg_basebackup` runs in a one-off
+    /// container of the same image onto the standby's new volume, streaming
+    /// from the primary's address on Docker's bridge network (where the
+    /// standby will reach it too), then the standby starts on that volume.
+    async fn start_container_standby(
+        primary: &Instance,
+        primary_container: &Arc<Mutex<crate::docker::Container>>,
+        opts: SpawnOptions,
+    ) -> anyhow::Result<Instance> {
+        let t0 = Instant::now();
+        // The official image lets every host in for every *database*, but a
+        // replication connection matches only lines that name `replication`.
+        let hba = "echo 'host replication all all trust' >> \"$PGDATA/pg_hba.conf\"";
+        let mut cmd = locked(primary_container).exec("sh");
+        cmd.args(["-c", hba]);
+        crate::docker::run_sync(cmd, Duration::from_secs(30), "the primary's pg_hba.conf")?;
+        let mut c = sqlx::PgConnection::connect(&primary.admin_url()).await?;
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut c)
+            .await?;
+        let ip = on_container(primary_container, |c| c.bridge_ip()).await??;
+
+        let dir = tempfile::Builder::new()
+            .prefix("lab-postgresql-standby-")
+            .tempdir()
+            .context("Failed to create a temp dir for a standby")?;
+        let port = free_port()?;
+        let cpus = opts.cpus.clone();
+        let container = tokio::task::spawn_blocking(move || {
+            crate::docker::Container::new(Kind::Postgres, port, false, cpus.as_deref(), vec![])
+        })
+        .await
+        .context("the Docker thread failed")??;
+        // As for a local standby: `-R` writes standby.signal and the
+        // conninfo; `--checkpoint=fast` so an idle primary answers at once.
+        // Run as root in the one-off container, so the files are handed to
+        // `postgres` after.
+        let script = format!(
+            "set -e; mkdir -p \"$PGDATA\"; \
+             pg_basebackup -D \"$PGDATA\" -h {ip} -p 5432 -U postgres -R -X stream --no-sync --checkpoint=fast; \
+             chown -R postgres:postgres \"$PGDATA\"; chmod 700 \"$PGDATA\""
+        );
+        let container = tokio::task::spawn_blocking(move || {
+            container
+                .run_once_on_volume(&script, Duration::from_secs(120))
+                .map(|_| container)
+        })
+        .await
+        .context("the Docker thread failed")?
+        .context("pg_basebackup in a container failed")?;
+        let mut instance = Instance {
+            kind: Kind::Postgres,
+            port,
+            dir,
+            settings: opts.settings,
+            cpus: opts.cpus,
+            runner: Runner::Container(Arc::new(Mutex::new(container))),
+        };
+        instance.start().await?;
+        tracing::info!(
+            port = instance.port,
+            primary = primary.port,
+            "started a streaming standby container in {:.1?}",
+            t0.elapsed()
+        );
+        Ok(instance)
+    }
+
+    /// The server's process id on this machine, while it runs (for a
+    /// container, its first process: the images `exec` the server).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        match &self.runner {
+            Runner::Process { child, .. } => child.as_ref().map(Child::id),
+            Runner::Container(c) => locked(c).pid(),
+        }
     }
 
     /// Whether the server process is alive.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
+        match &mut self.runner {
+            Runner::Process { child, .. } => match child.as_mut() {
+                Some(c) => matches!(c.try_wait(), Ok(None)),
+                None => false,
+            },
+            Runner::Container(c) => locked(c).is_running(),
         }
     }
 
@@ -464,16 +772,27 @@ impl Instance {
     /// node stops answering its pings (lesson 9's failover). The data dir
     /// stays, and [`start`](Self::start) brings the server back on it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        match &mut self.runner {
+            Runner::Process { child, .. } => {
+                if let Some(mut child) = child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            Runner::Container(c) => locked(c).kill(),
         }
     }
 
     /// Stops the server cleanly, as an outage would: clients see their
     /// connections closed and new ones refused. The data dir stays.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.take() else {
+        let child = match &mut self.runner {
+            Runner::Process { child, .. } => child.take(),
+            Runner::Container(c) => {
+                return on_container(c, |c| c.stop(STOP_TIMEOUT)).await?;
+            }
+        };
+        let Some(mut child) = child else {
             return Ok(());
         };
         let deadline = self.begin_stop(&child);
@@ -498,6 +817,9 @@ impl Instance {
 
     /// The last lines of the server log.
     pub fn log_tail(&self) -> String {
+        if let Runner::Container(c) = &self.runner {
+            return locked(c).log_tail(20);
+        }
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
@@ -510,8 +832,12 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        // Drop cannot await, so this is the blocking twin of `stop`.
-        if let Some(mut child) = self.child.take() {
+        // Drop cannot await, so this is the blocking twin of `stop`. A
+        // container is removed, with its volume, by its own Drop.
+        let Runner::Process { child, .. } = &mut self.runner else {
+            return;
+        };
+        if let Some(mut child) = child.take() {
             let deadline = self.begin_stop(&child);
             while !reap(self.kind, &mut child, deadline) {
                 std::thread::sleep(Duration::from_millis(10));
@@ -590,20 +916,23 @@ fn env_is_1(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
 }
 
-/// Why `test` cannot spawn a private `kind`, with the fix; `None` when it can.
+/// Why `test` cannot start a private `kind`, with the fix; `None` when it
+/// can (local binaries, or Docker: [`RunnerKind::choose`]).
 fn missing_binaries(kind: Kind, test: &str) -> Option<String> {
-    let e = Binaries::find(kind, &SpawnOptions::plain()).err()?;
+    let e = RunnerKind::choose(kind, &SpawnOptions::plain()).err()?;
     Some(format!(
-        "{test} needs a private {kind} from the local server binaries, and {e:#}. \
-         Install them: {} (or point {BIN_DIR_ENV} at a folder that holds them)",
+        "{test} needs a private {kind}, from the local server binaries or as a Docker container, \
+         and {e:#}. Install them: {} (or point {BIN_DIR_ENV} at a folder that holds them), or start \
+         Docker (`just images` builds images for a machine that cannot pull)",
         kind.install_hint()
     ))
 }
 
-/// Whether this machine can spawn a private `kind`, for a *lesson's* test
+/// Whether this machine can start a private `kind`, for a *lesson's* test
 /// that needs one (special settings, or a server it stops). On a machine
-/// with Docker but no server packages it cannot: the test skips, and says
-/// so in the test output; `LAB_REQUIRE_LOCAL=1` makes that a failure.
+/// with neither the server packages nor Docker it cannot: the test skips,
+/// and says so in the test output; `LAB_REQUIRE_LOCAL=1` makes that a
+/// failure.
 ///
 /// The SKIPPED line is written to stderr directly, not with `eprintln!`:
 /// libtest captures the print macros of a passing test and shows nothing,

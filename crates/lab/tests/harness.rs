@@ -208,6 +208,12 @@ async fn local_backend_forces_a_private_instance() {
     if !lab::spawn::can_spawn(lab::Kind::Redis, "local_backend_forces_a_private_instance") {
         return;
     }
+    // With LAB_BACKEND=docker on a machine without the binaries, the
+    // private instances are containers: this test is about the binaries.
+    if let Err(e) = lab::spawn::Binaries::find(Kind::Redis, &SpawnOptions::plain()) {
+        eprintln!("SKIPPED local_backend_forces_a_private_instance: {e:#}");
+        return;
+    }
     let probe = Probe {
         backend: Backend::Local,
         ..Probe::from_env(Kind::Redis).expect("probe")

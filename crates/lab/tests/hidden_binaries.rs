@@ -9,7 +9,9 @@ use lab::Kind;
 use lab::spawn::{Binaries, HIDE_LOCAL_ENV, REQUIRE_LOCAL_ENV, SpawnOptions};
 
 /// Runs the ignored test `name` of this binary in a child with `envs` set,
-/// `LAB_REQUIRE_LOCAL` and `LAB_BIN_DIR` unset unless `envs` names them, and
+/// `LAB_REQUIRE_LOCAL` and `LAB_BIN_DIR` unset and `LAB_BACKEND=local`
+/// unless `envs` says otherwise (these checks are about the local binaries;
+/// with Docker reachable, `auto` would run a container instead), and
 /// libtest's output capture on (no `--nocapture`): what a reader would see.
 fn child(name: &str, envs: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -17,6 +19,7 @@ fn child(name: &str, envs: &[(&str, &str)]) -> Output {
     cmd.args(["--exact", name, "--include-ignored", "--test-threads=1"])
         .env_remove(REQUIRE_LOCAL_ENV)
         .env_remove(lab::spawn::BIN_DIR_ENV)
+        .env(lab::discover::BACKEND_ENV, "local")
         .envs(envs.iter().copied());
     cmd.output().expect("the test binary runs")
 }
@@ -44,6 +47,19 @@ fn child_find_fails() {
 #[ignore = "a child of a_lesson_test_skips_visibly_without_binaries"]
 fn child_can_spawn() {
     assert!(!lab::spawn::can_spawn(Kind::Postgres, "child_can_spawn"));
+}
+
+#[test]
+#[ignore = "a child of docker_stands_in_for_hidden_binaries"]
+fn child_can_spawn_with_docker() {
+    assert!(lab::spawn::can_spawn(
+        Kind::Postgres,
+        "child_can_spawn_with_docker"
+    ));
+    assert_eq!(
+        lab::spawn::RunnerKind::choose(Kind::Redis, &SpawnOptions::plain()).ok(),
+        Some(lab::spawn::RunnerKind::Docker)
+    );
 }
 
 #[test]
@@ -82,6 +98,20 @@ fn require_local_turns_the_skip_into_a_failure() {
     let text = text(&out);
     assert!(!out.status.success(), "LAB_REQUIRE_LOCAL=1 fails: {text}");
     assert!(text.contains("apt-get install postgresql"), "{text}");
+}
+
+/// On a machine without the server packages, `LAB_BACKEND=docker` makes
+/// every private instance a container: the tests that need one run.
+#[test]
+fn docker_stands_in_for_hidden_binaries() {
+    let out = child(
+        "child_can_spawn_with_docker",
+        &[
+            (HIDE_LOCAL_ENV, "1"),
+            (lab::discover::BACKEND_ENV, "docker"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]

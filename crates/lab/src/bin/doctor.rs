@@ -10,9 +10,53 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use lab::discover::{Probe, docker_reachable, redact};
+use lab::docker::{daemon_version, image_present, spec};
 use lab::kind::{ping, server_version};
 use lab::spawn::{Binaries, SpawnOptions};
 use lab::{Backend, Kind};
+
+/// Step 3: the daemon, the image the harness would run and whether it is
+/// here. True when a container could start without a pull.
+fn docker_step(kind: Kind, problems: &mut usize) -> bool {
+    let s = spec(kind);
+    let version = match daemon_version() {
+        Ok(v) => v,
+        Err(e) => {
+            println!("  3. Docker: a socket is present, but {e:#}");
+            return false;
+        }
+    };
+    let from = if std::env::var(s.image_env).is_ok() {
+        s.image_env.to_string()
+    } else {
+        format!(
+            "the default, from docker-compose.yml; {} overrides it",
+            s.image_env
+        )
+    };
+    match image_present(&s.image) {
+        Ok(true) => {
+            println!("  3. Docker {version}: image {} ({from}): present", s.image);
+            true
+        }
+        Ok(false) => {
+            println!(
+                "  3. Docker {version}: image {} ({from}): NOT PRESENT; the first container pulls it \
+                 (needs a registry), or `eval \"$(just images)\"` builds local ones",
+                s.image
+            );
+            false
+        }
+        Err(e) => {
+            *problems += 1;
+            println!(
+                "  3. Docker {version}: could not look for image {}: {e:#}",
+                s.image
+            );
+            false
+        }
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -75,17 +119,14 @@ async fn main() -> anyhow::Result<()> {
             (false, Err(_)) => println!("  2. port {port}: nothing listening"),
         }
 
-        let docker = docker_reachable();
-        println!(
-            "  3. Docker: {}",
-            if docker {
-                "a daemon socket is present"
-            } else {
-                "no daemon (DOCKER_HOST unset, no /var/run/docker.sock)"
-            }
-        );
+        let docker = if docker_reachable() {
+            docker_step(kind, &mut problems)
+        } else {
+            println!("  3. Docker: no daemon (DOCKER_HOST unset, no /var/run/docker.sock)");
+            false
+        };
         if docker && matches!(probe.backend, Backend::Auto | Backend::Docker) {
-            choice.get_or_insert("a testcontainers container".into());
+            choice.get_or_insert(format!("a container of {}", lab::docker::spec(kind).image));
         }
 
         let opts = SpawnOptions {
@@ -93,6 +134,12 @@ async fn main() -> anyhow::Result<()> {
             ..SpawnOptions::default()
         };
         match Binaries::find(kind, &opts) {
+            Ok(b) if probe.backend == Backend::Docker => {
+                println!(
+                    "  4. local binaries: {} (unused: LAB_BACKEND=docker)",
+                    b.server.display()
+                );
+            }
             Ok(b) => {
                 println!("  4. local binaries: {}", b.server.display());
                 if matches!(probe.backend, Backend::Auto | Backend::Local) {
@@ -102,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
             Err(e) => println!("  4. local binaries: {e:#}"),
         }
 
+        if probe.backend == Backend::Docker {
+            println!("     (LAB_BACKEND=docker: private instances are containers too)");
+        }
         match choice {
             Some(c) => println!("  => the harness would use {c}\n"),
             None => {
