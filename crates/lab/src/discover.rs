@@ -157,6 +157,9 @@ impl Probe {
             bin_dir: self.bin_dir.clone(),
             only_bin_dir: self.only_bin_dir,
             cpus: crate::pin::server_cpus().ok().flatten(),
+            // Step 4 is the local binaries, whatever LAB_BACKEND says
+            // (step 3 starts its container itself).
+            backend: Some(Backend::Local),
             ..SpawnOptions::default()
         }
     }

@@ -260,6 +260,19 @@ impl Instance {
         }
     }
 
+    /// `sh -c SCRIPT` where the server runs: on this machine for a local
+    /// instance, in the container for a container. For what must see the
+    /// server's own view, such as a PID from `pg_backend_pid()` (inside a
+    /// container, not the host's PID of that process).
+    pub fn shell(&self, script: &str) -> anyhow::Result<Command> {
+        let mut cmd = match &self.runner {
+            Runner::Container(c) => locked(c).exec("sh"),
+            Runner::Process { .. } => Command::new("sh"),
+        };
+        cmd.arg("-c").arg(script);
+        Ok(cmd)
+    }
+
     async fn start_process(kind: Kind, opts: SpawnOptions) -> anyhow::Result<Instance> {
         let bins = Binaries::find(kind, &opts)?;
         let t0 = Instant::now();
@@ -946,6 +959,29 @@ pub fn can_spawn(kind: Kind, test: &str) -> bool {
         panic!("{why} ({REQUIRE_LOCAL_ENV}=1 makes this a failure, not a skip)");
     }
     // libtest names each test's thread after the test.
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("\nSKIPPED {name}: {why}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
+}
+
+/// The same for a test that is about the *local binaries* themselves
+/// (`LAB_BACKEND=local`'s spawn path): a container does not stand in.
+pub fn can_spawn_local(kind: Kind, test: &str) -> bool {
+    let opts = SpawnOptions {
+        backend: Some(crate::Backend::Local),
+        ..SpawnOptions::plain()
+    };
+    let Err(e) = RunnerKind::choose(kind, &opts) else {
+        return true;
+    };
+    let why = format!(
+        "{test} is about a private {kind} from the local binaries, and {e:#}. Install them: {}",
+        kind.install_hint()
+    );
+    if env_is_1(REQUIRE_LOCAL_ENV) {
+        panic!("{why} ({REQUIRE_LOCAL_ENV}=1 makes this a failure, not a skip)");
+    }
     let name = std::thread::current().name().unwrap_or("?").to_string();
     let line = format!("\nSKIPPED {name}: {why}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());

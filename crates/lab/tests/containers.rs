@@ -222,7 +222,8 @@ async fn leftovers_of_a_killed_run_are_swept_and_nothing_else() {
     assert!(removed >= 1, "the leftover container was removed");
     let (left_c, left_v) = exists(&left);
     let (foreign_c, _) = exists(&foreign);
-    docker(&["rm", "-f", &foreign]);
+    // -v: the image's anonymous volume too.
+    docker(&["rm", "-f", "-v", &foreign]);
     assert_eq!(
         (left_c, left_v),
         (false, false),
@@ -258,11 +259,7 @@ async fn a_container_that_exits_at_start_is_an_error_with_its_log() {
         .split_whitespace()
         .find(|w| w.starts_with("lab-postgresql-"))
         .unwrap_or_else(|| panic!("the error names the container: {text}"));
-    assert_eq!(
-        exists(name).0,
-        false,
-        "the failed container {name} was removed"
-    );
+    assert!(!exists(name).0, "the failed container {name} was removed");
 }
 
 /// A restart onto a port another program took meanwhile names the port.

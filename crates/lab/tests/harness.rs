@@ -205,13 +205,7 @@ async fn a_private_redis_takes_settings_and_survives_a_restart() {
 
 #[tokio::test]
 async fn local_backend_forces_a_private_instance() {
-    if !lab::spawn::can_spawn(lab::Kind::Redis, "local_backend_forces_a_private_instance") {
-        return;
-    }
-    // With LAB_BACKEND=docker on a machine without the binaries, the
-    // private instances are containers: this test is about the binaries.
-    if let Err(e) = lab::spawn::Binaries::find(Kind::Redis, &SpawnOptions::plain()) {
-        eprintln!("SKIPPED local_backend_forces_a_private_instance: {e:#}");
+    if !lab::spawn::can_spawn_local(lab::Kind::Redis, "local_backend_forces_a_private_instance") {
         return;
     }
     let probe = Probe {

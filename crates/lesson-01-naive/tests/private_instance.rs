@@ -11,7 +11,7 @@ use lesson_01_naive::{AppState, router};
 
 #[tokio::test]
 async fn lesson_1_serves_from_a_private_postgres() {
-    if !lab::spawn::can_spawn(
+    if !lab::spawn::can_spawn_local(
         lab::Kind::Postgres,
         "lesson_1_serves_from_a_private_postgres",
     ) {

@@ -271,9 +271,9 @@ async fn a_put_with_no_verdict_says_it_may_be_applied_and_still_deletes_the_key(
         r = &mut request => panic!("the PUT answered {} while the row was locked", r.status),
         pid = lock.wait_for_a_waiter(&pool) => pid,
     };
-    signal(waiter, "-STOP");
+    signal(&pg, waiter, "-STOP");
     let r = request.await;
-    signal(waiter, "-CONT");
+    signal(&pg, waiter, "-CONT");
     lock.release().await;
 
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
@@ -412,12 +412,11 @@ async fn a_put_that_gets_no_connection_is_not_applied() {
 }
 
 /// Sends `kill <how> <pid>` to a backend of our private PostgreSQL.
-fn signal(pid: i32, how: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(how)
-        .arg(pid.to_string())
-        .status()
-        .expect("kill");
+/// `kill HOW PID` where the server runs: `pg_backend_pid()` is a PID as
+/// the server sees it, which in a container is not the host's.
+fn signal(pg: &Instance, pid: i32, how: &str) {
+    let mut kill = pg.shell(&format!("kill {how} {pid}")).expect("a shell");
+    let status = kill.status().expect("kill");
     assert!(status.success(), "kill {how} {pid}");
 }
 
