@@ -29,7 +29,8 @@
 //!
 //! Knobs (env var or flag, `--help`): `CLIENT_MODE` (`bounded`;
 //! `defaults`, `replica-reads`), `FILL_FROM` (`lsn`; `replica`, `primary`,
-//! `read-your-writes`), `CACHE_TTL_SECS` (60), `REDIS_TIMEOUT_MS` (500),
+//! `read-your-writes`), `READ_YOUR_WRITES_MS` (2000, that window),
+//! `CACHE_TTL_SECS` (60), `REDIS_TIMEOUT_MS` (500),
 //! and lesson 1's `LAB_DB_LATENCY_MS`, `DB_TIMEOUT_MS`, `PORT`.
 //!
 //! The book's chapter "Lesson 9: scaling out" walks through this crate.

@@ -4,11 +4,12 @@
 //!
 //! `--serve` needs no running servers: it spawns its own six-node Redis
 //! Cluster (three masters, one replica each) and a PostgreSQL primary with
-//! a streaming replica, from the local binaries, seeds the users, and
-//! tears all of them down on Ctrl-C. The cluster is private because the
-//! lesson is about killing parts of it: try `redis-cli -p <port> DEBUG
-//! SLEEP 5` or `kill -9` on a master the log names, and watch the
-//! `X-Cache` headers.
+//! a streaming replica (from the local binaries, or Docker containers),
+//! seeds the users, and tears all of them down on Ctrl-C. The cluster is
+//! private because the lesson is about killing parts of it: try
+//! `kill -STOP` (then `-CONT`) or `kill -9` on a master the log names, and
+//! watch the `X-Cache` headers. (`DEBUG SLEEP` would do too, but Redis 7
+//! refuses DEBUG unless `enable-debug-command` is set.)
 
 use std::time::Duration;
 

@@ -51,7 +51,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// `just lesson-9`: about 80 s on 2 cores, half of it the three
+    /// `just lesson-9`: about 90 s on 2 cores, half of it the three
     /// failovers (each waits for Redis's own failure detection and
     /// election, about 5 s with a 3 s node timeout, and the untuned
     /// client's stall).
