@@ -74,6 +74,17 @@ async fn show(url: &str, setting: &str) -> String {
     v
 }
 
+/// The row written before the restarts.
+async fn kept(url: &str) -> i32 {
+    let pool = sqlx::PgPool::connect(url).await.expect("reconnect");
+    let (v,): (i32,) = sqlx::query_as("SELECT v FROM kept")
+        .fetch_one(&pool)
+        .await
+        .expect("the table survived");
+    pool.close().await;
+    v
+}
+
 #[tokio::test]
 async fn a_postgres_container_changes_settings_on_its_own_data_and_is_removed_after() {
     let test = "a_postgres_container_changes_settings_on_its_own_data_and_is_removed_after";
@@ -121,25 +132,13 @@ async fn a_postgres_container_changes_settings_on_its_own_data_and_is_removed_af
     pg.start().await.expect("recreated with 32MB");
     assert_eq!(pg.url(), url, "same port");
     assert_eq!(show(&url, "shared_buffers").await, "32MB");
-    let pool = sqlx::PgPool::connect(&url).await.expect("reconnect");
-    let (v,): (i32,) = sqlx::query_as("SELECT v FROM kept")
-        .fetch_one(&pool)
-        .await
-        .expect("data kept");
-    assert_eq!(v, 42);
-    pool.close().await;
+    assert_eq!(kept(&url).await, 42, "data kept");
 
     // A crash: SIGKILL, then back on the same data.
     pg.kill();
     assert!(!pg.is_running());
     pg.start().await.expect("back after a kill");
-    let pool = sqlx::PgPool::connect(&url).await.expect("reconnect");
-    let (v,): (i32,) = sqlx::query_as("SELECT v FROM kept")
-        .fetch_one(&pool)
-        .await
-        .expect("data kept");
-    assert_eq!(v, 42);
-    pool.close().await;
+    assert_eq!(kept(&url).await, 42, "data kept");
 
     assert_eq!(exists(&name), (true, true));
     drop(pg);
