@@ -5,6 +5,8 @@
 //! just report --quick    # a few minutes; marked QUICK RUN, never committed
 //! just report --reuse    # re-render from the last run's results
 //! just report --chaos-only  # re-render chaos.md from the last `just chaos`
+//! just report --claims      # re-check the chapters' claims against the committed figures
+//! just report --lint-book   # find measured numbers typed into the prose by hand
 //! ```
 //!
 //! It runs `cargo bench` with the method the "How we measure" chapter
@@ -30,8 +32,11 @@
 //!   (and lesson 8's criterion group, `layer_costs`).
 //! - [`chaos`]: `just chaos`'s results → the table of what breaks.
 //! - [`stamp`]: the machine, versions and placement a run was made with.
+//! - [`claims`]: the chapters' claims, checked against a run's figures.
+//! - [`prose`]: measured numbers typed into a chapter by hand, found.
 
 mod chaos;
+mod claims;
 mod criterion;
 mod groups;
 mod lesson_03;
@@ -42,6 +47,7 @@ mod lesson_06_load;
 mod lesson_07;
 mod lesson_08;
 mod lesson_09;
+mod prose;
 mod render;
 mod stamp;
 
@@ -84,6 +90,22 @@ struct Args {
     /// Re-render only `chaos.md`, from the last `just chaos` run.
     #[arg(long, conflicts_with_all = ["quick", "reuse"])]
     chaos_only: bool,
+    /// Only check the chapters' claims against the figures in --out and
+    /// write their `claims_*.md` tables; no benches. Exits 1 when one fails.
+    #[arg(long, conflicts_with_all = ["quick", "reuse", "chaos_only"])]
+    claims: bool,
+    /// With --claims: write nothing; also fail when a committed
+    /// `claims_*.md` differs from what the check renders.
+    #[arg(long, requires = "claims")]
+    check: bool,
+    /// Only lint the chapters' prose: a measured number typed by hand (not
+    /// generated, not a claim, not allowed, not on the baseline) fails, as
+    /// does a lesson that does not exist. No benches.
+    #[arg(long, conflicts_with_all = ["quick", "reuse", "chaos_only", "claims"])]
+    lint_book: bool,
+    /// With --lint-book: rewrite book/prose-baseline.txt with every finding.
+    #[arg(long, requires = "lint_book")]
+    write_baseline: bool,
     /// Where to write the generated files.
     #[arg(long, default_value = "book/src/generated")]
     out: PathBuf,
@@ -103,6 +125,12 @@ fn main() -> anyhow::Result<()> {
         root.join(&args.out)
     };
 
+    if args.lint_book {
+        return lint_book(&root, args.write_baseline);
+    }
+    if args.claims {
+        return write_claims(&root.join("book/src"), &out, false, args.check);
+    }
     if args.chaos_only {
         std::fs::create_dir_all(&out)
             .with_context(|| format!("Failed to create {}", out.display()))?;
@@ -285,6 +313,8 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
+    // Last, so that every figure the claims read is this run's.
+    let claims = write_claims(&root.join("book/src"), &out, run.quick, false);
     println!(
         "wrote {} bench tables and charts, the experiments' tables and charts, outage.csv and stamp.md to {}",
         GROUPS.len() + 1,
@@ -293,6 +323,117 @@ fn main() -> anyhow::Result<()> {
     if run.quick {
         println!(
             "QUICK RUN: these files are for trying the pipeline; don't commit them (`git checkout book/src/generated`)."
+        );
+    }
+    claims
+}
+
+/// Checks every chapter's claims against the figures in `out`, prints them,
+/// and writes `claims_<chapter>.md` (or, with `check`, compares). A claim
+/// that does not hold fails a full run, naming its sentence; a quick run's
+/// figures are too noisy for that, so it only prints.
+fn write_claims(book_src: &Path, out: &Path, quick: bool, check: bool) -> anyhow::Result<()> {
+    let by_chapter = claims::evaluate(book_src, out)?;
+    let mut failed = Vec::new();
+    let mut stale = Vec::new();
+    let mut total = 0;
+    println!(
+        "
+The chapters' claims, checked against {}",
+        out.display()
+    );
+    for (chapter, outcomes) in &by_chapter {
+        let md = claims::table_md(outcomes, quick);
+        let path = out.join(claims::file_name(chapter));
+        if check {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(md.as_str()) {
+                stale.push(path.display().to_string());
+            }
+        } else {
+            std::fs::write(&path, &md)
+                .with_context(|| format!("Failed to write {}", path.display()))?;
+        }
+        println!(
+            "
+{chapter}
+{md}"
+        );
+        total += outcomes.len();
+        for o in outcomes.iter().filter(|o| !o.holds()) {
+            let why = match &o.result {
+                Ok((q, _)) => format!("measured {q}, checked as `{}`", o.claim.check),
+                Err(e) => e.clone(),
+            };
+            failed.push(format!("{chapter}: \"{}\": {why}", o.claim.sentence));
+        }
+    }
+    println!(
+        "claims: {} of {total} hold, in {} chapters",
+        total - failed.len(),
+        by_chapter.len()
+    );
+    if !stale.is_empty() {
+        bail!(
+            "these claims tables are not what the chapters' claims render now: {}. Run `just report --claims` and commit them.",
+            stale.join(", ")
+        );
+    }
+    if !failed.is_empty() && !quick {
+        bail!(
+            "{} claim(s) do not hold on these figures; change the sentence (and its check) or find out what changed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// `--lint-book`: the prose check (see [`prose`]).
+fn lint_book(root: &Path, write_baseline: bool) -> anyhow::Result<()> {
+    let book = root.join("book");
+    let allow = prose::read_list(&book.join("prose-allow.txt"))?;
+    let baseline_path = book.join("prose-baseline.txt");
+    let baseline = prose::read_list(&baseline_path)?;
+    let lint = prose::lint_book(&book.join("src"), &allow, &baseline)?;
+    if write_baseline {
+        let mut text = String::from(
+            "# Measured numbers typed into the book's prose before `just report --lint-book` existed.\n\
+             # Each is still to become a claim (<span class=\"claim\" …>) or a generated value; the\n\
+             # list only shrinks. Written by `just report --lint-book --write-baseline`.\n",
+        );
+        for f in &lint.all {
+            text.push_str(&format!("{f}\n"));
+        }
+        std::fs::write(&baseline_path, text)?;
+        println!(
+            "lint-book: wrote {} entries to {}",
+            lint.all.len(),
+            baseline_path.display()
+        );
+        return Ok(());
+    }
+    for f in &lint.new {
+        eprintln!("lint-book: a measured number typed by hand: {f}");
+    }
+    for g in &lint.gone {
+        eprintln!("lint-book: on the baseline but no longer in the book (remove the line): {g}");
+    }
+    for l in &lint.lessons {
+        eprintln!("lint-book: {l}");
+    }
+    println!(
+        "lint-book: {} measured numbers in prose, {} on the baseline still to become claims or generated values",
+        lint.all.len(),
+        baseline.len()
+    );
+    if !lint.ok() {
+        bail!(
+            "the book's prose states {} number(s) no run checks, has {} stale baseline line(s) and names {} missing lesson(s). \
+             Make each number a claim (<span class=\"claim\" data-check=\"…\">) or include it from book/src/generated; \
+             a setting goes in `code` or on book/prose-allow.txt",
+            lint.new.len(),
+            lint.gone.len(),
+            lint.lessons.len()
         );
     }
     Ok(())
@@ -507,4 +648,88 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A book with one chapter making one claim, and the generated table it reads.
+    fn book(limit: &str) -> (PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("report-main-{}-{limit}", std::process::id()));
+        let (src, generated) = (root.join("src"), root.join("src/generated"));
+        std::fs::create_dir_all(&generated).expect("test setup or a check that must pass");
+        std::fs::write(
+            src.join("lesson-04-indexing.md"),
+            format!(
+                "Text. <span class=\"claim\" data-check=\"index_suffix[trgm_gin][speed-up] >= {limit}\">The \
+                 trigram index is at least {limit}× faster than the scan</span>.\n"
+            ),
+        )
+        .expect("test setup or a check that must pass");
+        std::fs::write(
+            generated.join("index_suffix.md"),
+            "| bench | speed-up |\n| --- | ---: |\n| `trgm_gin` | 76.8× vs `seq_scan` |\n",
+        )
+        .expect("test setup or a check that must pass");
+        (src, generated)
+    }
+
+    #[test]
+    fn a_claim_made_false_fails_a_full_run_naming_the_sentence() {
+        let (src, generated) = book("50");
+        write_claims(&src, &generated, false, false).expect("test setup or a check that must pass");
+        let table = std::fs::read_to_string(generated.join("claims_lesson-04-indexing.md"))
+            .expect("test setup or a check that must pass");
+        assert!(
+            table.contains("| ✓ |") && table.contains("76.8×"),
+            "{table}"
+        );
+        // The committed table matches: --check passes.
+        write_claims(&src, &generated, false, true).expect("test setup or a check that must pass");
+
+        // The threshold raised past the measured value: the full run fails
+        // and names the sentence; a quick run only prints it.
+        let (src, generated) = book("100");
+        let err = format!(
+            "{:#}",
+            write_claims(&src, &generated, false, false).expect_err("this must fail")
+        );
+        assert!(
+            err.contains("The trigram index is at least 100× faster than the scan"),
+            "{err}"
+        );
+        assert!(err.contains("measured 76.8×"), "{err}");
+        write_claims(&src, &generated, true, false).expect("test setup or a check that must pass");
+        // A quick run's table is marked as such, so it is never committed.
+        let table = std::fs::read_to_string(generated.join("claims_lesson-04-indexing.md"))
+            .expect("test setup or a check that must pass");
+        assert!(
+            table.contains(render::QUICK_MARKER) && table.contains("| ✗ |"),
+            "{table}"
+        );
+        for limit in ["50", "100"] {
+            let root =
+                std::env::temp_dir().join(format!("report-main-{}-{limit}", std::process::id()));
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+
+    #[test]
+    fn a_stale_claims_table_fails_the_check() {
+        let (src, generated) = book("60");
+        write_claims(&src, &generated, false, false).expect("test setup or a check that must pass");
+        std::fs::write(
+            src.join("lesson-04-indexing.md"),
+            "<span class=\"claim\" data-check=\"index_suffix[trgm_gin][speed-up] >= 70\">at least 70×</span>",
+        )
+        .expect("test setup or a check that must pass");
+        let err = format!(
+            "{:#}",
+            write_claims(&src, &generated, false, true).expect_err("this must fail")
+        );
+        assert!(err.contains("Run `just report --claims`"), "{err}");
+        let _ =
+            std::fs::remove_dir_all(src.parent().expect("test setup or a check that must pass"));
+    }
 }

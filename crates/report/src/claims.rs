@@ -1,0 +1,665 @@
+//! Claims as code: a chapter's sentence that states a measured comparison
+//! carries the check that backs it, and every run of `just report` checks it.
+//!
+//! In a chapter, a claim is a span around the sentence (or the part of it
+//! that states the number), with its check in an attribute:
+//!
+//! ```text
+//! <span class="claim" data-check="index_suffix[seq_scan][median] / index_suffix[trgm_gin][median] >= 50">the
+//! trigram index answers at least 50× faster than the scan</span>
+//! ```
+//!
+//! The browser shows the sentence as plain text. A check is
+//! `VALUE OP LIMIT` or `VALUE in LOW..HIGH`, where
+//!
+//! - `VALUE` is a cell of a generated table, `file[row][column]` (the file in
+//!   `book/src/generated` without `.md`; the row by its first cell, without
+//!   backticks; `a|b` matches the first two cells; the column by its header),
+//!   or one cell divided by another (`x / y`: a ratio, so the units must
+//!   agree);
+//! - `OP` is `>=`, `<=`, `>` or `<`; the limit is a number with or without
+//!   a unit (`2 ms`, `50×`, `95%`), converted to the cell's unit.
+//!
+//! [`evaluate`] checks every claim of every chapter against a directory of
+//! generated files; [`table_md`] renders one chapter's claims with ✓/✗ and
+//! the measured value (`generated/claims_<chapter>.md`, included at the end
+//! of the chapter). `just report` writes those tables after every run and a
+//! full run fails, naming the sentence, when a claim no longer holds;
+//! `just report --claims` re-checks the committed figures without benching.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+/// What a cell or a limit measures, in base units (seconds, bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dim {
+    Time,
+    Size,
+    /// requests (or operations) per second
+    Rate,
+    /// `×`: already a ratio
+    Ratio,
+    Percent,
+    /// a bare number (a count, a hit ratio)
+    Count,
+}
+
+/// A number read from a table cell or a check, in base units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantity {
+    pub value: f64,
+    pub dim: Dim,
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.value;
+        match self.dim {
+            Dim::Time if v >= 1.0 => write!(f, "{} s", sig(v)),
+            Dim::Time if v >= 1e-3 => write!(f, "{} ms", sig(v * 1e3)),
+            Dim::Time if v >= 1e-6 => write!(f, "{} µs", sig(v * 1e6)),
+            Dim::Time => write!(f, "{} ns", sig(v * 1e9)),
+            Dim::Size if v >= 1024.0 * 1024.0 * 1024.0 => {
+                write!(f, "{} GB", sig(v / (1024.0 * 1024.0 * 1024.0)))
+            }
+            Dim::Size if v >= 1024.0 * 1024.0 => write!(f, "{} MB", sig(v / (1024.0 * 1024.0))),
+            Dim::Size if v >= 1024.0 => write!(f, "{} kB", sig(v / 1024.0)),
+            Dim::Size => write!(f, "{} B", sig(v)),
+            Dim::Rate => write!(f, "{} /s", sig(v)),
+            Dim::Ratio => write!(f, "{}×", sig(v)),
+            Dim::Percent => write!(f, "{}%", sig(v)),
+            Dim::Count => write!(f, "{}", sig(v)),
+        }
+    }
+}
+
+/// Three significant digits, as the generated tables print.
+fn sig(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Reads the first number in `text` and the unit right after it
+/// (`96.99 ms`, `1,040`, `76.8× vs …`, `**0.0%**`, `53k req/s`).
+pub fn parse_quantity(text: &str) -> Option<Quantity> {
+    let t: String = text.chars().filter(|c| !matches!(c, '*' | '`')).collect();
+    let start = t.find(|c: char| c.is_ascii_digit())?;
+    let neg = t[..start].ends_with('-') || t[..start].ends_with('−');
+    let rest = &t[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .unwrap_or(rest.len());
+    let digits: String = rest[..end].chars().filter(|&c| c != ',').collect();
+    let mut value: f64 = digits.trim_end_matches('.').parse().ok()?;
+    if neg {
+        value = -value;
+    }
+    let unit = rest[end..].trim_start_matches([' ', '\u{a0}']);
+    // A thousands suffix before a rate: `53k req/s`.
+    let (value, unit) = match unit.strip_prefix('k') {
+        Some(u) if u.trim_start().starts_with("req/s") || u.trim_start().starts_with("/s") => {
+            (value * 1e3, u.trim_start())
+        }
+        _ => (value, unit),
+    };
+    let word: String = unit
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, 'µ' | '×' | '%' | '/'))
+        .collect();
+    let (scale, dim) = match word.as_str() {
+        "ns" => (1e-9, Dim::Time),
+        "µs" | "us" => (1e-6, Dim::Time),
+        "ms" => (1e-3, Dim::Time),
+        "s" => (1.0, Dim::Time),
+        "min" => (60.0, Dim::Time),
+        "B" | "bytes" => (1.0, Dim::Size),
+        "kB" | "KB" | "KiB" => (1024.0, Dim::Size),
+        "MB" | "MiB" => (1024.0 * 1024.0, Dim::Size),
+        "GB" | "GiB" => (1024.0 * 1024.0 * 1024.0, Dim::Size),
+        "req/s" | "/s" | "ops/s" => (1.0, Dim::Rate),
+        w if w.starts_with('×') => (1.0, Dim::Ratio),
+        w if w.starts_with('%') => (1.0, Dim::Percent),
+        _ => (1.0, Dim::Count),
+    };
+    Some(Quantity {
+        value: value * scale,
+        dim,
+    })
+}
+
+/// One Markdown pipe table: its header cells and rows of cells.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The pipe tables in a generated file, in order.
+pub fn tables(md: &str) -> Vec<Table> {
+    let mut out = Vec::new();
+    let mut cur: Option<Table> = None;
+    for line in md.lines() {
+        let line = line.trim();
+        if !(line.starts_with('|') && line.ends_with('|') && line.len() > 1) {
+            out.extend(cur.take());
+            continue;
+        }
+        let cells: Vec<String> = line[1..line.len() - 1]
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect();
+        match cur.as_mut() {
+            None => {
+                cur = Some(Table {
+                    headers: cells,
+                    rows: Vec::new(),
+                })
+            }
+            // The `| --- | ---: |` line under the header.
+            Some(t)
+                if t.rows.is_empty()
+                    && cells
+                        .iter()
+                        .all(|c| !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':'))) => {}
+            Some(t) => t.rows.push(cells),
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// A cell's text as a row key: no backticks, no bold, trimmed.
+fn key(cell: &str) -> String {
+    cell.chars()
+        .filter(|c| !matches!(c, '`' | '*'))
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// `file[row][column]`, as written in a check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellRef {
+    pub file: String,
+    pub row: String,
+    pub column: String,
+}
+
+impl fmt::Display for CellRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}][{}]", self.file, self.row, self.column)
+    }
+}
+
+impl CellRef {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        let s = s.trim();
+        let (file, rest) = s
+            .split_once('[')
+            .with_context(|| format!("`{s}` is not file[row][column]"))?;
+        let (row, rest) = rest
+            .split_once("][")
+            .with_context(|| format!("`{s}` is not file[row][column]"))?;
+        let column = rest
+            .strip_suffix(']')
+            .with_context(|| format!("`{s}` is not file[row][column]"))?;
+        Ok(CellRef {
+            file: file.trim().to_string(),
+            row: row.trim().to_string(),
+            column: column.trim().to_string(),
+        })
+    }
+
+    /// The cell's text in `dir/<file>.md`.
+    pub fn lookup(&self, dir: &Path) -> anyhow::Result<String> {
+        let path = dir.join(format!("{}.md", self.file));
+        let md = std::fs::read_to_string(&path)
+            .with_context(|| format!("{self}: no generated file {}", path.display()))?;
+        let want: Vec<&str> = self.row.split('|').map(str::trim).collect();
+        let mut columns = Vec::new();
+        let mut rows = Vec::new();
+        for t in tables(&md) {
+            let Some(col) = t
+                .headers
+                .iter()
+                .position(|h| key(h).eq_ignore_ascii_case(&self.column))
+            else {
+                columns.extend(t.headers.iter().map(|h| key(h)));
+                continue;
+            };
+            let hits: Vec<&Vec<String>> = t
+                .rows
+                .iter()
+                .filter(|r| {
+                    r.len() >= want.len() && want.iter().zip(r.iter()).all(|(w, c)| key(c) == *w)
+                })
+                .collect();
+            match hits.as_slice() {
+                [row] => {
+                    return row
+                        .get(col)
+                        .cloned()
+                        .with_context(|| format!("{self}: the row has no column {col}"));
+                }
+                [] => rows.extend(t.rows.iter().filter_map(|r| r.first()).map(|c| key(c))),
+                _ => bail!("{self}: {} rows match; name more cells (`a|b`)", hits.len()),
+            }
+        }
+        if columns.is_empty() || !rows.is_empty() {
+            bail!(
+                "{self}: no row `{}` in {}.md's tables with a column `{}` (rows: {})",
+                self.row,
+                self.file,
+                self.column,
+                rows.join(", ")
+            )
+        }
+        bail!(
+            "{self}: no column `{}` in {}.md (it has: {})",
+            self.column,
+            self.file,
+            columns.join(", ")
+        )
+    }
+}
+
+/// A check's left side: one cell, or one cell divided by another.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Cell(CellRef),
+    Ratio(CellRef, CellRef),
+}
+
+impl Value {
+    fn eval(&self, dir: &Path) -> anyhow::Result<Quantity> {
+        let read = |c: &CellRef| -> anyhow::Result<Quantity> {
+            let text = c.lookup(dir)?;
+            parse_quantity(&text).with_context(|| format!("{c}: `{text}` holds no number"))
+        };
+        match self {
+            Value::Cell(c) => read(c),
+            Value::Ratio(a, b) => {
+                let (x, y) = (read(a)?, read(b)?);
+                if x.dim != y.dim {
+                    bail!("{a} / {b}: {x} and {y} are not in the same unit");
+                }
+                if y.value == 0.0 {
+                    bail!("{a} / {b}: divides by zero ({y})");
+                }
+                Ok(Quantity {
+                    value: x.value / y.value,
+                    dim: Dim::Ratio,
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Ge,
+    Le,
+    Gt,
+    Lt,
+}
+
+/// A parsed `data-check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    value: Value,
+    test: Test,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Test {
+    Cmp(Op, String),
+    Between(String, String),
+}
+
+impl Check {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let (lhs, test) = if let Some((l, r)) = s.split_once(" in ") {
+            let (lo, hi) = r
+                .split_once("..")
+                .with_context(|| format!("`{s}`: `in` needs LOW..HIGH"))?;
+            (l, Test::Between(lo.trim().into(), hi.trim().into()))
+        } else {
+            let (i, op, n) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
+                .iter()
+                .find_map(|(t, op)| s.find(t).map(|i| (i, *op, t.len())))
+                .with_context(|| format!("`{s}`: no comparison (>=, <=, >, < or in LOW..HIGH)"))?;
+            (&s[..i], Test::Cmp(op, s[i + n..].trim().into()))
+        };
+        let value = match lhs.split_once(" / ") {
+            Some((a, b)) => Value::Ratio(CellRef::parse(a)?, CellRef::parse(b)?),
+            None => Value::Cell(CellRef::parse(lhs)?),
+        };
+        Ok(Check { value, test })
+    }
+
+    /// The measured value and whether the check holds.
+    pub fn eval(&self, dir: &Path) -> anyhow::Result<(Quantity, bool)> {
+        let q = self.value.eval(dir)?;
+        let limit = |text: &str| -> anyhow::Result<f64> {
+            let l =
+                parse_quantity(text).with_context(|| format!("limit `{text}` is not a number"))?;
+            // A unitless limit is in the value's own unit (`>= 50` for a ratio).
+            if l.dim == Dim::Count || l.dim == q.dim || (l.dim == Dim::Ratio && q.dim == Dim::Count)
+            {
+                Ok(l.value)
+            } else {
+                bail!("limit `{text}` is not in the unit of the value ({q})")
+            }
+        };
+        let holds = match &self.test {
+            Test::Cmp(op, l) => {
+                let l = limit(l)?;
+                match op {
+                    Op::Ge => q.value >= l,
+                    Op::Le => q.value <= l,
+                    Op::Gt => q.value > l,
+                    Op::Lt => q.value < l,
+                }
+            }
+            Test::Between(lo, hi) => (limit(lo)?..=limit(hi)?).contains(&q.value),
+        };
+        Ok((q, holds))
+    }
+}
+
+/// A claim found in a chapter.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The sentence, whitespace joined, as the reader sees it (Markdown left in).
+    pub sentence: String,
+    /// The `data-check` text.
+    pub check: String,
+}
+
+const OPEN: &str = "<span class=\"claim\"";
+const CHECK: &str = "data-check=\"";
+
+/// The claims in one chapter's text.
+pub fn find_claims(chapter: &str, md: &str) -> anyhow::Result<Vec<Claim>> {
+    let mut out = Vec::new();
+    let mut rest = md;
+    while let Some(i) = rest.find(OPEN) {
+        let after = rest[i + OPEN.len()..].trim_start();
+        let after = after.strip_prefix(CHECK).with_context(|| {
+            format!("{chapter}: a claim span must be <span class=\"claim\" data-check=\"…\">")
+        })?;
+        let (check, after) = after.split_once("\">").with_context(|| {
+            format!("{chapter}: a claim span whose data-check is not closed by `\">`")
+        })?;
+        let (sentence, after) = after
+            .split_once("</span>")
+            .with_context(|| format!("{chapter}: a claim span with no `</span>`"))?;
+        out.push(Claim {
+            sentence: sentence.split_whitespace().collect::<Vec<_>>().join(" "),
+            check: check.split_whitespace().collect::<Vec<_>>().join(" "),
+        });
+        rest = after;
+    }
+    Ok(out)
+}
+
+/// A claim and what this run measured for it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub claim: Claim,
+    /// The measured value and whether the claim holds, or why it could not be checked.
+    pub result: Result<(Quantity, bool), String>,
+}
+
+impl Outcome {
+    pub fn holds(&self) -> bool {
+        matches!(self.result, Ok((_, true)))
+    }
+}
+
+/// Every chapter's claims in `book_src`, checked against the generated files in `generated`.
+pub fn evaluate(
+    book_src: &Path,
+    generated: &Path,
+) -> anyhow::Result<BTreeMap<String, Vec<Outcome>>> {
+    let mut by_chapter = BTreeMap::new();
+    for (name, md) in crate::prose::chapters(book_src)? {
+        let outcomes: Vec<Outcome> = find_claims(&name, &md)?
+            .into_iter()
+            .map(|claim| {
+                let result = Check::parse(&claim.check)
+                    .and_then(|c| c.eval(generated))
+                    .map_err(|e| format!("{e:#}"));
+                Outcome { claim, result }
+            })
+            .collect();
+        if !outcomes.is_empty() {
+            by_chapter.insert(name, outcomes);
+        }
+    }
+    Ok(by_chapter)
+}
+
+/// The generated file that lists a chapter's claims: `claims_lesson-04-indexing.md`.
+pub fn file_name(chapter: &str) -> String {
+    format!("claims_{chapter}")
+}
+
+/// One chapter's claims as a table: the sentence, the check, the value this run measured, ✓/✗.
+pub fn table_md(outcomes: &[Outcome], quick: bool) -> String {
+    let mut md = String::from(
+        "<!-- generated by `just report` from the chapter's claims; do not edit -->\n",
+    );
+    if quick {
+        md.push_str(&format!(
+            "<!-- {q} -->\n> **{q}**: checked against a quick run's figures, not the book's.\n\n",
+            q = crate::render::QUICK_MARKER
+        ));
+    }
+    md.push_str("| | claim | checked as | this run |\n| --- | --- | --- | ---: |\n");
+    for o in outcomes {
+        let (mark, measured) = match &o.result {
+            Ok((q, true)) => ("✓", q.to_string()),
+            Ok((q, false)) => ("✗", format!("**{q}**")),
+            Err(e) => ("✗", format!("not checked: {e}")),
+        };
+        md.push_str(&format!(
+            "| {mark} | {} | `{}` | {measured} |\n",
+            o.claim.sentence.replace('|', "\\|"),
+            o.claim.check.replace('|', "\\|")
+        ));
+    }
+    let held = outcomes.iter().filter(|o| o.holds()).count();
+    md.push_str(&format!(
+        "\n{held} of {} claims hold on this run.\n",
+        outcomes.len()
+    ));
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_read_as_the_tables_print_them() {
+        let q = |s| parse_quantity(s).expect("test setup or a check that must pass");
+        assert_eq!(q("96.99 ms").dim, Dim::Time);
+        assert!((q("96.99 ms").value - 0.09699).abs() < 1e-12);
+        assert_eq!(q("293.5 µs").dim, Dim::Time);
+        assert!((q("293.5 µs").value - 293.5e-6).abs() < 1e-12);
+        assert_eq!(
+            q("76.8× vs `seq_scan`"),
+            Quantity {
+                value: 76.8,
+                dim: Dim::Ratio
+            }
+        );
+        assert_eq!(
+            q("**0.0%**"),
+            Quantity {
+                value: 0.0,
+                dim: Dim::Percent
+            }
+        );
+        assert_eq!(
+            q("1,040"),
+            Quantity {
+                value: 1040.0,
+                dim: Dim::Count
+            }
+        );
+        assert_eq!(
+            q("53k req/s"),
+            Quantity {
+                value: 53000.0,
+                dim: Dim::Rate
+            }
+        );
+        assert_eq!(q("16MB").value, 16.0 * 1024.0 * 1024.0);
+        assert_eq!(
+            q("0.883"),
+            Quantity {
+                value: 0.883,
+                dim: Dim::Count
+            }
+        );
+        assert_eq!(parse_quantity("none"), None);
+    }
+
+    const SUFFIX: &str = "<!-- generated -->
+| bench | what it measures | median | speed-up |
+| --- | --- | ---: | ---: |
+| `seq_scan` | no index | 96.99 ms | |
+| `trgm_gin` | pg_trgm GIN index | 1.26 ms | 76.8× vs `seq_scan` |
+
+| phase | service | p99 |
+| --- | --- | ---: |
+| PostgreSQL slow | lesson 3: swr | 1.9 ms |
+| PostgreSQL slow | lesson 2: cache-aside | 254 ms |
+";
+
+    fn dir() -> tempfile_dir::Dir {
+        let d = tempfile_dir::Dir::new();
+        std::fs::write(d.path().join("index_suffix.md"), SUFFIX)
+            .expect("test setup or a check that must pass");
+        d
+    }
+
+    /// A scratch directory removed on drop (no extra dependency for it).
+    mod tempfile_dir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "report-claims-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&p).expect("test setup or a check that must pass");
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    fn check(s: &str, d: &tempfile_dir::Dir) -> anyhow::Result<(Quantity, bool)> {
+        Check::parse(s)?.eval(d.path())
+    }
+
+    #[test]
+    fn a_check_reads_cells_and_compares() {
+        let d = dir();
+        let (q, ok) = check(
+            "index_suffix[seq_scan][median] / index_suffix[trgm_gin][median] >= 50",
+            &d,
+        )
+        .expect("test setup or a check that must pass");
+        assert!(ok);
+        assert!((q.value - 96.99 / 1.26).abs() < 1e-9);
+        // The same claim with a threshold the run does not reach fails.
+        assert!(
+            !check(
+                "index_suffix[seq_scan][median] / index_suffix[trgm_gin][median] >= 100",
+                &d
+            )
+            .expect("test setup or a check that must pass")
+            .1
+        );
+        assert!(
+            check("index_suffix[trgm_gin][speed-up] in 50..100", &d)
+                .expect("test setup or a check that must pass")
+                .1
+        );
+        assert!(
+            !check("index_suffix[trgm_gin][speed-up] in 80..100", &d)
+                .expect("test setup or a check that must pass")
+                .1
+        );
+        assert!(
+            check("index_suffix[trgm_gin][median] < 2 ms", &d)
+                .expect("test setup or a check that must pass")
+                .1
+        );
+        assert!(
+            !check("index_suffix[trgm_gin][median] < 1000 µs", &d)
+                .expect("test setup or a check that must pass")
+                .1
+        );
+        // Two key cells pick the row of a second table.
+        assert!(
+            check(
+                "index_suffix[PostgreSQL slow|lesson 3: swr][p99] <= 5 ms",
+                &d
+            )
+            .expect("test setup or a check that must pass")
+            .1
+        );
+    }
+
+    #[test]
+    fn a_bad_check_names_what_is_wrong() {
+        let d = dir();
+        let e = |s: &str| format!("{:#}", check(s, &d).expect_err("this must fail"));
+        assert!(e("index_suffix[seq_scan][mean] >= 1").contains("no column `mean`"));
+        assert!(e("index_suffix[nope][median] >= 1").contains("no row `nope`"));
+        assert!(e("missing[seq_scan][median] >= 1").contains("no generated file"));
+        assert!(e("index_suffix[PostgreSQL slow][p99] >= 1").contains("2 rows match"));
+        assert!(e("index_suffix[seq_scan][median] >= 5 MB").contains("not in the unit"));
+        assert!(
+            e("index_suffix[seq_scan][median] / index_suffix[trgm_gin][speed-up] >= 1")
+                .contains("same unit")
+        );
+        assert!(e("index_suffix[seq_scan][median] = 1").contains("no comparison"));
+    }
+
+    #[test]
+    fn claims_are_found_in_a_chapter() {
+        let md = "Text <span class=\"claim\"\ndata-check=\"a[b][c] >= 50\">the trigram index is\nat least 50× faster</span>, and <span class=\"claim\" data-check=\"a[b][d] in 0.8..1.25\">no gain</span>.";
+        let c = find_claims("x.md", md).expect("test setup or a check that must pass");
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].sentence, "the trigram index is at least 50× faster");
+        assert_eq!(c[1].check, "a[b][d] in 0.8..1.25");
+        assert!(find_claims("x.md", "<span class=\"claim\" data-check=\"a >= 1\">open").is_err());
+    }
+}
