@@ -6,8 +6,9 @@
 //! measured in one run. A current-thread runtime keeps the client on one
 //! thread: this is the latency of one connection, not of a pool.
 //!
-//! Run: `cargo bench --bench placement`. Needs 2 cores and the local server
-//! binaries (the harness's private instances).
+//! Run: `cargo bench --bench placement`. Needs 2 cores and private
+//! instances (the local server binaries, or Docker containers pinned by
+//! `--cpuset-cpus`).
 
 use std::hint::black_box;
 
@@ -26,7 +27,7 @@ fn spawn(rt: &tokio::runtime::Runtime, kind: Kind, cpu: usize) -> Instance {
     };
     rt.block_on(Instance::start_new(kind, opts))
         .unwrap_or_else(|e| {
-            panic!("the placement bench needs a private {kind} (local server binaries): {e:#}")
+            panic!("the placement bench needs a private {kind} (local server binaries or Docker): {e:#}")
         })
 }
 

@@ -35,7 +35,7 @@ impl Servers {
             SpawnOptions::with_settings([("max_connections", "200")]),
         )
         .await
-        .context("chaos needs a private PostgreSQL (initdb and postgres binaries)")?;
+        .context("chaos needs a private PostgreSQL (the local initdb and postgres, or Docker)")?;
         let redis = Instance::start_new(Kind::Redis, SpawnOptions::plain())
             .await
             .context("chaos needs a private Redis (redis-server on PATH)")?;

@@ -271,12 +271,26 @@ fn owner() -> &'static str {
     })
 }
 
-/// Field 22 of `/proc/PID/stat`: when the process started.
+/// Field 22 of `/proc/PID/stat`: when the process started. None when the
+/// process is gone, or is a zombie (exited, not yet reaped by its parent):
+/// a zombie's stat still reads, but its containers are as orphaned as a
+/// dead process's.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    // Field 3, the state: `Z` for a zombie, `X` for a dying process.
+    if matches!(fields.next()?, "Z" | "X") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether this machine has `/proc` (Linux). Without it (macOS, where
+/// Docker Desktop runs the daemon in a VM) an owner is checked by its PID
+/// alone.
+fn have_procfs() -> bool {
+    std::path::Path::new("/proc/self/stat").exists()
 }
 
 /// Whether the process named by an owner label still runs.
@@ -284,51 +298,55 @@ fn owner_alive(label: &str) -> bool {
     let Some((pid, start)) = label.split_once(':') else {
         return false;
     };
-    match (pid.parse::<u32>(), start.parse::<u64>()) {
-        (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
-        _ => false,
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    if have_procfs() {
+        return start_time(pid) == Some(start);
     }
+    // No /proc: `kill(pid, 0)` says whether the PID exists (EPERM: it does,
+    // as another user's). A reused PID passes for the owner, so a sweep may
+    // leave a dead run's containers for a later one; it never removes a
+    // live run's, which treating every owner as dead would.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: signal 0 sends nothing; kill(2) only checks the PID.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Removes every labelled container and volume whose owner is gone: what a
 /// killed run left behind. Returns how many containers it removed. Only
 /// the harness's label is looked at.
 pub fn sweep() -> anyhow::Result<usize> {
-    let filter = format!("label={OWNER_LABEL}");
-    let format = format!("{{{{.ID}}}}\t{{{{.Label \"{OWNER_LABEL}\"}}}}");
-    let out = docker_sync(
-        &["ps", "-a", "--filter", &filter, "--format", &format],
-        CALL_TIMEOUT,
-    )?;
-    let dead: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .filter(|(_, owner)| !owner_alive(owner))
-        .map(|(id, _)| id.to_string())
-        .collect();
-    if !dead.is_empty() {
-        let mut args = vec!["rm", "-f", "-v"];
-        args.extend(dead.iter().map(String::as_str));
-        docker_sync(&args, CALL_TIMEOUT)?;
-        tracing::info!(
-            "removed {} container(s) a killed run left behind",
-            dead.len()
-        );
+    let dead = sweep_objects(&["ps", "-a"], "{{.ID}}", &["rm", "-f", "-v"])?;
+    if dead > 0 {
+        tracing::info!("removed {dead} container(s) a killed run left behind");
     }
-    let format = format!("{{{{.Name}}}}\t{{{{.Label \"{OWNER_LABEL}\"}}}}");
-    let out = docker_sync(
-        &["volume", "ls", "--filter", &filter, "--format", &format],
-        CALL_TIMEOUT,
-    )?;
-    let volumes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    sweep_objects(&["volume", "ls"], "{{.Name}}", &["volume", "rm", "-f"])?;
+    Ok(dead)
+}
+
+/// Lists the labelled objects (`list` + `--filter`, each row `name_format`
+/// and its owner label) and removes (`remove` + names) those whose owner is
+/// gone. Returns how many it removed.
+fn sweep_objects(list: &[&str], name_format: &str, remove: &[&str]) -> anyhow::Result<usize> {
+    let filter = format!("label={OWNER_LABEL}");
+    let format = format!("{name_format}\t{{{{.Label \"{OWNER_LABEL}\"}}}}");
+    let mut args = list.to_vec();
+    args.extend(["--filter", &filter, "--format", &format]);
+    let out = docker_sync(&args, CALL_TIMEOUT)?;
+    let dead: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .filter(|(_, owner)| !owner_alive(owner))
         .map(|(name, _)| name.to_string())
         .collect();
-    if !volumes.is_empty() {
-        let mut args = vec!["volume", "rm", "-f"];
-        args.extend(volumes.iter().map(String::as_str));
+    if !dead.is_empty() {
+        let mut args = remove.to_vec();
+        args.extend(dead.iter().map(String::as_str));
         docker_sync(&args, CALL_TIMEOUT)?;
     }
     Ok(dead.len())
@@ -798,5 +816,25 @@ mod tests {
         );
         assert!(!owner_alive("4194304:1"), "no such pid");
         assert!(!owner_alive("garbage"));
+    }
+
+    #[test]
+    fn a_zombie_owner_is_dead() {
+        // A child that exits and is not reaped yet: its /proc stat still
+        // reads (state Z), but its containers are orphans.
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(start_time(pid), None, "a zombie has no start time here");
+        child.wait().expect("reap");
     }
 }

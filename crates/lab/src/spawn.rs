@@ -157,7 +157,7 @@ impl RunnerKind {
                 Ok(_) => Ok(RunnerKind::Local),
                 Err(_) if crate::docker::reachable() => Ok(RunnerKind::Docker),
                 Err(e) => Err(e.context(
-                    "and no Docker daemon to run a container instead (DOCKER_HOST is unset and \
+                    "no Docker daemon to run a container instead (DOCKER_HOST is unset and \
                      /var/run/docker.sock is missing)",
                 )),
             },
@@ -935,7 +935,7 @@ fn missing_binaries(kind: Kind, test: &str) -> Option<String> {
     let e = RunnerKind::choose(kind, &SpawnOptions::plain()).err()?;
     Some(format!(
         "{test} needs a private {kind}, from the local server binaries or as a Docker container, \
-         and {e:#}. Install them: {} (or point {BIN_DIR_ENV} at a folder that holds them), or start \
+         but neither is available: {e:#}. Install them: {} (or point {BIN_DIR_ENV} at a folder that holds them), or start \
          Docker (`just images` builds images for a machine that cannot pull)",
         kind.install_hint()
     ))

@@ -166,7 +166,7 @@ pub async fn run(plan: &Plan, progress: bool) -> anyhow::Result<OutageResults> {
         SpawnOptions::with_settings([("max_connections", "200")]),
     )
     .await
-    .context("the outage experiment needs a private PostgreSQL (initdb and postgres binaries)")?;
+    .context("the outage experiment needs a private PostgreSQL (the local initdb and postgres, or Docker)")?;
     let redis = Instance::start_new(Kind::Redis, SpawnOptions::plain())
         .await
         .context("the outage experiment needs a private Redis (redis-server on PATH)")?;

@@ -73,8 +73,8 @@ impl Fixture {
     /// Spawns PostgreSQL with `pg_stat_statements` and seeds [`USERS`].
     pub async fn new() -> anyhow::Result<Fixture> {
         let pg = CountingPostgres::start(USERS).await.context(
-            "lesson 9's experiments run on a private PostgreSQL spawned from the local \
-             binaries (`just doctor` shows what was found)",
+            "lesson 9's experiments run on a private PostgreSQL, spawned from the local \
+             binaries or as a container (`just doctor` shows what was found)",
         )?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL)

@@ -140,8 +140,8 @@ impl Replicated {
         let pg = PgReplica::start(Vec::<(String, String)>::new())
             .await
             .context(
-                "lesson 9's replica experiments spawn a private PostgreSQL primary and standby \
-                 from the local binaries (`just doctor` shows what was found)",
+                "lesson 9's replica experiments spawn a private PostgreSQL primary and standby, \
+                 from the local binaries or as containers (`just doctor` shows what was found)",
             )?;
         let primary = pool(&pg.primary_url()).await?;
         lab::seed::ensure_users_pg(&primary, users).await?;

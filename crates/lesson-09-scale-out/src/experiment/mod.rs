@@ -16,7 +16,8 @@
 //!   clients and their timelines;
 //! - `summary`: the tables `just report` renders and the findings.
 //!
-//! Every server is private (spawned from the local binaries) and dropped
+//! Every server is private (spawned from the local binaries, or a
+//! container where Docker stands in for them) and dropped
 //! when its experiment ends: nothing is left running.
 
 use std::time::{Duration, Instant};
