@@ -7,6 +7,7 @@
 //! just report --chaos-only  # re-render chaos.md from the last `just chaos`
 //! just report --claims      # re-check the chapters' claims against the committed figures
 //! just report --lint-book   # find measured numbers typed into the prose by hand
+//! just report --history-import COMMIT  # the runs committed since COMMIT → book/history
 //! ```
 //!
 //! It runs `cargo bench` with the method the "How we measure" chapter
@@ -34,11 +35,13 @@
 //! - [`stamp`]: the machine, versions and placement a run was made with.
 //! - [`claims`]: the chapters' claims, checked against a run's figures.
 //! - [`prose`]: measured numbers typed into a chapter by hand, found.
+//! - [`history`]: every full run kept (`book/history`), and the appendix's table of them.
 
 mod chaos;
 mod claims;
 mod criterion;
 mod groups;
+mod history;
 mod lesson_03;
 mod lesson_04;
 mod lesson_05;
@@ -106,10 +109,17 @@ struct Args {
     /// With --lint-book: rewrite book/prose-baseline.txt with every finding.
     #[arg(long, requires = "lint_book")]
     write_baseline: bool,
+    /// Rebuild book/history from the full runs committed since COMMIT (each
+    /// commit that changed generated/stamp.md), then write generated/history.md.
+    #[arg(long, value_name = "COMMIT", conflicts_with_all = ["quick", "reuse", "chaos_only", "claims", "lint_book"])]
+    history_import: Option<String>,
     /// Where to write the generated files.
     #[arg(long, default_value = "book/src/generated")]
     out: PathBuf,
 }
+
+/// Where every full run's numbers are kept (see [`history`]).
+const HISTORY_DIR: &str = "book/history";
 
 /// The file next to criterion's results that records how they were made.
 const RUN_FILE: &str = "lab-run.json";
@@ -127,6 +137,16 @@ fn main() -> anyhow::Result<()> {
 
     if args.lint_book {
         return lint_book(&root, args.write_baseline);
+    }
+    if let Some(since) = &args.history_import {
+        let runs = history::import_git(&root, &root.join(HISTORY_DIR), since)?;
+        std::fs::write(out.join("history.md"), history::history_md(&runs))?;
+        println!(
+            "history: imported {} runs into {HISTORY_DIR} and wrote {}",
+            runs.len(),
+            out.join("history.md").display()
+        );
+        return Ok(());
     }
     if args.claims {
         return write_claims(&root.join("book/src"), &out, false, args.check);
@@ -313,6 +333,16 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(out.join("stamp.md"), stamp::stamp_md(&run))?;
     println!("{}", stamp::stamp_md(&run));
+    // A full run joins the history the appendix shows; a quick one never does.
+    if !run.quick {
+        history::record(&root.join(HISTORY_DIR), &out)?;
+        let runs = history::load(&root.join(HISTORY_DIR))?;
+        std::fs::write(out.join("history.md"), history::history_md(&runs))?;
+        println!(
+            "history: {} runs in {HISTORY_DIR}; wrote history.md",
+            runs.len()
+        );
+    }
     // Last, so that every figure the claims read is this run's.
     let claims = write_claims(&root.join("book/src"), &out, run.quick, false);
     println!(
@@ -396,27 +426,50 @@ fn lint_book(root: &Path, write_baseline: bool) -> anyhow::Result<()> {
     let baseline = prose::read_list(&baseline_path)?;
     let lint = prose::lint_book(&book.join("src"), &allow, &baseline)?;
     if write_baseline {
+        // The baseline only shrinks: it may record reworded or updated
+        // numbers, never more of them in any chapter.
+        if !lint.over.is_empty() {
+            for (chapter, n, a) in &lint.over {
+                eprintln!(
+                    "lint-book: {chapter} states {n} measured numbers by hand; its baseline allows {a}"
+                );
+            }
+            for f in &lint.new {
+                eprintln!("lint-book: not on the baseline: {f}");
+            }
+            bail!(
+                "the baseline only shrinks: make the new numbers claims (<span class=\"claim\" data-check=\"…\">) \
+                 or generated values, then write it again"
+            );
+        }
         let mut text = String::from(
             "# Measured numbers typed into the book's prose before `just report --lint-book` existed.\n\
-             # Each is still to become a claim (<span class=\"claim\" …>) or a generated value; the\n\
-             # list only shrinks. Written by `just report --lint-book --write-baseline`.\n",
+             # Each is still to become a claim (<span class=\"claim\" …>) or a generated value. The\n\
+             # list only shrinks: no chapter may hold more of them than it lists. Written by\n\
+             # `just report --lint-book --write-baseline`, which refuses to let a chapter's count grow.\n",
         );
         for f in &lint.all {
             text.push_str(&format!("{f}\n"));
         }
         std::fs::write(&baseline_path, text)?;
         println!(
-            "lint-book: wrote {} entries to {}",
+            "lint-book: wrote {} entries to {} (it listed {})",
             lint.all.len(),
-            baseline_path.display()
+            baseline_path.display(),
+            baseline.len()
         );
         return Ok(());
     }
+    for (chapter, n, a) in &lint.over {
+        eprintln!(
+            "lint-book: {chapter} states {n} measured numbers by hand; its baseline allows {a}"
+        );
+    }
     for f in &lint.new {
-        eprintln!("lint-book: a measured number typed by hand: {f}");
+        eprintln!("lint-book: a measured number typed by hand, not on the baseline: {f}");
     }
     for g in &lint.gone {
-        eprintln!("lint-book: on the baseline but no longer in the book (remove the line): {g}");
+        eprintln!("lint-book: on the baseline but no longer in the book: {g}");
     }
     for l in &lint.lessons {
         eprintln!("lint-book: {l}");
@@ -426,14 +479,21 @@ fn lint_book(root: &Path, write_baseline: bool) -> anyhow::Result<()> {
         lint.all.len(),
         baseline.len()
     );
+    if !lint.over.is_empty() || !lint.lessons.is_empty() {
+        bail!(
+            "{} chapter(s) state more measured numbers by hand than their baseline allows, and {} missing \
+             lesson(s) are named. Make each new number a claim (<span class=\"claim\" data-check=\"…\">) or \
+             include it from book/src/generated; a setting goes in `code` or on book/prose-allow.txt",
+            lint.over.len(),
+            lint.lessons.len()
+        );
+    }
     if !lint.ok() {
         bail!(
-            "the book's prose states {} number(s) no run checks, has {} stale baseline line(s) and names {} missing lesson(s). \
-             Make each number a claim (<span class=\"claim\" data-check=\"…\">) or include it from book/src/generated; \
-             a setting goes in `code` or on book/prose-allow.txt",
+            "book/prose-baseline.txt is out of date ({} number(s) not listed, {} listed line(s) gone; no chapter \
+             over its count): run `just report --lint-book --write-baseline` and commit it",
             lint.new.len(),
-            lint.gone.len(),
-            lint.lessons.len()
+            lint.gone.len()
         );
     }
     Ok(())
