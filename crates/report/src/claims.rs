@@ -388,12 +388,48 @@ pub struct Claim {
 }
 
 const OPEN: &str = "<span class=\"claim\"";
+
+/// `md` with every claim's opening tag in one shape, `<span class="claim"
+/// data-check=`, however the author wrapped it (`<span` at a line's end).
+pub fn normalize_claim_tags(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let mut rest = md;
+    while let Some(i) = rest.find("<span") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "<span".len()..];
+        let trimmed = after.trim_start();
+        if trimmed.len() < after.len() && trimmed.starts_with("class=\"claim\"") {
+            let after_class = trimmed["class=\"claim\"".len()..].trim_start();
+            out.push_str(OPEN);
+            out.push(' ');
+            rest = after_class;
+        } else {
+            out.push_str("<span");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
 const CHECK: &str = "data-check=\"";
 
 /// The claims in one chapter's text.
 pub fn find_claims(chapter: &str, md: &str) -> anyhow::Result<Vec<Claim>> {
     let mut out = Vec::new();
-    let mut rest = md;
+    // A claim shown as an example in a code block is not one.
+    let mut prose = String::with_capacity(md.len());
+    let mut fenced = false;
+    for line in md.lines() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fenced = !fenced;
+        } else if !fenced {
+            prose.push_str(line);
+        }
+        prose.push('\n');
+    }
+    let prose = normalize_claim_tags(&prose);
+    let mut rest = prose.as_str();
     while let Some(i) = rest.find(OPEN) {
         let after = rest[i + OPEN.len()..].trim_start();
         let after = after.strip_prefix(CHECK).with_context(|| {
@@ -661,5 +697,9 @@ mod tests {
         assert_eq!(c[0].sentence, "the trigram index is at least 50× faster");
         assert_eq!(c[1].check, "a[b][d] in 0.8..1.25");
         assert!(find_claims("x.md", "<span class=\"claim\" data-check=\"a >= 1\">open").is_err());
+        let wrapped = "a <span\nclass=\"claim\"\n  data-check=\"a[b][c] >= 1\">x</span>";
+        assert_eq!(find_claims("x.md", wrapped).expect("one claim").len(), 1);
+        let example = "```html\n<span class=\"claim\" data-check=\"a[b][c] >= 1\">x</span>\n```\n";
+        assert!(find_claims("x.md", example).expect("no claim").is_empty());
     }
 }

@@ -61,6 +61,7 @@ pub fn paragraphs(md: &str) -> Vec<String> {
         text.push_str(line);
         text.push('\n');
     }
+    let text = crate::claims::normalize_claim_tags(&text);
     let text = cut(&text, "<!--", "-->", " ");
     let text = cut(&text, "<span class=\"claim\"", "</span>", " ⟨claim⟩ ");
     let text = cut(&text, "](", ")", "]");
