@@ -15,6 +15,9 @@
 //! - `VALUE` is a cell of a generated table, `file[row][column]` (the file in
 //!   `book/src/generated` without `.md`; the row by its first cell, without
 //!   backticks; `a|b` matches the first two cells; the column by its header),
+//!   or the same cell as run N recorded it, `file@N[row][column]` (see
+//!   [`crate::history`]): a sentence about one run ("in the twelfth run,
+//!   390×") stays true after later runs, and stays checked;
 //!   or one cell divided by another (`x / y`: a ratio, so the units must
 //!   agree);
 //! - `OP` is `>=`, `<=`, `>` or `<`; the limit is a number with or without
@@ -29,7 +32,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
@@ -188,17 +191,32 @@ fn key(cell: &str) -> String {
         .to_string()
 }
 
-/// `file[row][column]`, as written in a check.
+/// Where a check's cells are read: this run's generated files, and the
+/// runs kept in `book/history` (for `file@N[row][column]`).
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub generated: PathBuf,
+    pub history: PathBuf,
+}
+
+/// `file[row][column]`, or `file@N[row][column]` for run N of the history,
+/// as written in a check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellRef {
     pub file: String,
+    /// A recorded run (`@12`): a sentence about that run stays checked,
+    /// and true, after later runs.
+    pub run: Option<u32>,
     pub row: String,
     pub column: String,
 }
 
 impl fmt::Display for CellRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}][{}]", self.file, self.row, self.column)
+        match self.run {
+            Some(n) => write!(f, "{}@{n}[{}][{}]", self.file, self.row, self.column),
+            None => write!(f, "{}[{}][{}]", self.file, self.row, self.column),
+        }
     }
 }
 
@@ -214,16 +232,66 @@ impl CellRef {
         let column = rest
             .strip_suffix(']')
             .with_context(|| format!("`{s}` is not file[row][column]"))?;
+        let (file, run) = match file.split_once('@') {
+            Some((f, n)) => (
+                f,
+                Some(
+                    n.trim()
+                        .parse::<u32>()
+                        .with_context(|| format!("`{s}`: `@{n}` is not a run number"))?,
+                ),
+            ),
+            None => (file, None),
+        };
         Ok(CellRef {
             file: file.trim().to_string(),
+            run,
             row: row.trim().to_string(),
             column: column.trim().to_string(),
         })
     }
 
-    /// The cell's text in `dir/<file>.md`.
-    pub fn lookup(&self, dir: &Path) -> anyhow::Result<String> {
-        let path = dir.join(format!("{}.md", self.file));
+    /// The cell's text: in `generated/<file>.md`, or in run N's record.
+    pub fn lookup(&self, src: &Sources) -> anyhow::Result<String> {
+        if let Some(n) = self.run {
+            let path = src.history.join(format!("run-{n:02}.json"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{self}: no recorded run {n} ({})", path.display()))?;
+            let run: crate::history::Run = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a recorded run", path.display()))?;
+            let rows = run
+                .cells
+                .get(&self.file)
+                .with_context(|| format!("{self}: run {n} has no table {}", self.file))?;
+            // The history keys a row by its first cell, or by its first two
+            // where the first repeats; a check may name more than needed.
+            let first = self.row.split('|').next().unwrap_or_default().trim();
+            let cols = rows
+                .get(&self.row)
+                .or_else(|| rows.get(first))
+                .with_context(|| {
+                    format!(
+                        "{self}: run {n}'s {} has no row `{}` (rows: {})",
+                        self.file,
+                        self.row,
+                        rows.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
+            return cols
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(&self.column))
+                .map(|(_, v)| v.clone())
+                .with_context(|| {
+                    format!(
+                        "{self}: run {n}'s {} row `{}` has no column `{}` (it has: {})",
+                        self.file,
+                        self.row,
+                        self.column,
+                        cols.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                });
+        }
+        let path = src.generated.join(format!("{}.md", self.file));
         let md = std::fs::read_to_string(&path)
             .with_context(|| format!("{self}: no generated file {}", path.display()))?;
         let want: Vec<&str> = self.row.split('|').map(str::trim).collect();
@@ -282,7 +350,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn eval(&self, dir: &Path) -> anyhow::Result<Quantity> {
+    fn eval(&self, dir: &Sources) -> anyhow::Result<Quantity> {
         let read = |c: &CellRef| -> anyhow::Result<Quantity> {
             let text = c.lookup(dir)?;
             parse_quantity(&text).with_context(|| format!("{c}: `{text}` holds no number"))
@@ -349,7 +417,7 @@ impl Check {
     }
 
     /// The measured value and whether the check holds.
-    pub fn eval(&self, dir: &Path) -> anyhow::Result<(Quantity, bool)> {
+    pub fn eval(&self, dir: &Sources) -> anyhow::Result<(Quantity, bool)> {
         let q = self.value.eval(dir)?;
         let limit = |text: &str| -> anyhow::Result<f64> {
             let l =
@@ -464,18 +532,23 @@ impl Outcome {
     }
 }
 
-/// Every chapter's claims in `book_src`, checked against the generated files in `generated`.
+/// Every chapter's claims in `book_src`, checked against the generated
+/// files in `generated` and the runs in `book_src/../history`.
 pub fn evaluate(
     book_src: &Path,
     generated: &Path,
 ) -> anyhow::Result<BTreeMap<String, Vec<Outcome>>> {
+    let sources = Sources {
+        generated: generated.to_path_buf(),
+        history: book_src.parent().unwrap_or(book_src).join("history"),
+    };
     let mut by_chapter = BTreeMap::new();
     for (name, md) in crate::prose::chapters(book_src)? {
         let outcomes: Vec<Outcome> = find_claims(&name, &md)?
             .into_iter()
             .map(|claim| {
                 let result = Check::parse(&claim.check)
-                    .and_then(|c| c.eval(generated))
+                    .and_then(|c| c.eval(&sources))
                     .map_err(|e| format!("{e:#}"));
                 Outcome { claim, result }
             })
@@ -620,7 +693,10 @@ mod tests {
     }
 
     fn check(s: &str, d: &tempfile_dir::Dir) -> anyhow::Result<(Quantity, bool)> {
-        Check::parse(s)?.eval(d.path())
+        Check::parse(s)?.eval(&Sources {
+            generated: d.path().to_path_buf(),
+            history: d.path().join("history"),
+        })
     }
 
     #[test]
@@ -662,6 +738,38 @@ mod tests {
                 .expect("test setup or a check that must pass")
                 .1
         );
+        // A recorded run's cell: `@N` reads book/history/run-NN.json.
+        std::fs::create_dir_all(d.path().join("history")).expect("a history directory");
+        let run = crate::history::Run {
+            n: 3,
+            measured: "day 3".into(),
+            cpu: "AMD EPYC".into(),
+            cells: [(
+                "index_suffix".to_string(),
+                crate::history::snapshot_file(&SUFFIX.replace("76.8×", "95.0×")),
+            )]
+            .into(),
+        };
+        std::fs::write(
+            d.path().join("history/run-03.json"),
+            serde_json::to_string(&run).expect("json"),
+        )
+        .expect("write run 3");
+        assert!(
+            check("index_suffix@3[trgm_gin][speed-up] in 94..96", &d)
+                .expect("run 3")
+                .1
+        );
+        assert!(
+            !check("index_suffix[trgm_gin][speed-up] in 94..96", &d)
+                .expect("this run")
+                .1
+        );
+        let e = format!(
+            "{:#}",
+            check("index_suffix@4[trgm_gin][speed-up] > 1", &d).expect_err("no run 4")
+        );
+        assert!(e.contains("no recorded run 4"), "{e}");
         // Two key cells pick the row of a second table.
         assert!(
             check(

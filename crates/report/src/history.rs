@@ -92,8 +92,10 @@ pub fn snapshot_file(md: &str) -> BTreeMap<String, BTreeMap<String, String>> {
             };
             let cols: &mut BTreeMap<String, String> = rows.entry(row).or_default();
             for (h, cell) in t.headers.iter().zip(r).skip(if repeats { 2 } else { 1 }) {
+                // A header that repeats keeps its first column, as a claim
+                // reads it.
                 if !skip_column(h) && parse_quantity(cell).is_some() {
-                    cols.insert(key(h), cell.clone());
+                    cols.entry(key(h)).or_insert_with(|| cell.clone());
                 }
             }
         }
