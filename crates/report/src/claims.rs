@@ -21,7 +21,8 @@
 //!   or one cell divided by another (`x / y`: a ratio, so the units must
 //!   agree);
 //! - `OP` is `>=`, `<=`, `>` or `<`; the limit is a number with or without
-//!   a unit (`2 ms`, `50×`, `95%`), converted to the cell's unit.
+//!   a unit (`2 ms`, `50×`, `95%`), converted to the cell's unit, or another
+//!   `VALUE` in the same unit (`a@12[r][c] < a@11[r][c]`).
 //!
 //! [`evaluate`] checks every claim of every chapter against a directory of
 //! generated files; [`table_md`] renders one chapter's claims with ✓/✗ and
@@ -139,6 +140,24 @@ pub fn parse_quantity(text: &str) -> Option<Quantity> {
         value: value * scale,
         dim,
     })
+}
+
+/// A limit as written in a check: a number and an optional unit, nothing
+/// else (so that a mistyped cell reference is an error, not its digits).
+fn limit_quantity(text: &str) -> Option<Quantity> {
+    let t = text.trim();
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | '-')))
+        .unwrap_or(t.len());
+    let unit = t[num_end..].trim();
+    const UNITS: &[&str] = &[
+        "", "ns", "µs", "us", "ms", "s", "min", "B", "bytes", "kB", "KB", "KiB", "MB", "MiB", "GB",
+        "GiB", "req/s", "/s", "ops/s", "×", "%",
+    ];
+    if num_end == 0 || !UNITS.contains(&unit) {
+        return None;
+    }
+    parse_quantity(t)
 }
 
 /// One Markdown pipe table: its header cells and rows of cells.
@@ -420,8 +439,20 @@ impl Check {
     pub fn eval(&self, dir: &Sources) -> anyhow::Result<(Quantity, bool)> {
         let q = self.value.eval(dir)?;
         let limit = |text: &str| -> anyhow::Result<f64> {
-            let l =
-                parse_quantity(text).with_context(|| format!("limit `{text}` is not a number"))?;
+            // Another cell (`a < b@11[…][…]`): compared in the same unit.
+            if text.contains('[') {
+                let other = match text.split_once(" / ") {
+                    Some((a, b)) => Value::Ratio(CellRef::parse(a)?, CellRef::parse(b)?),
+                    None => Value::Cell(CellRef::parse(text)?),
+                };
+                let l = other.eval(dir)?;
+                if l.dim != q.dim {
+                    bail!("`{text}` ({l}) is not in the unit of the value ({q})");
+                }
+                return Ok(l.value);
+            }
+            let l = limit_quantity(text)
+                .with_context(|| format!("limit `{text}` is not a number with an optional unit"))?;
             // A unitless limit is in the value's own unit (`>= 50` for a ratio).
             if l.dim == Dim::Count || l.dim == q.dim || (l.dim == Dim::Ratio && q.dim == Dim::Count)
             {
@@ -795,6 +826,27 @@ mod tests {
                 .contains("same unit")
         );
         assert!(e("index_suffix[seq_scan][median] = 1").contains("no comparison"));
+        assert!(
+            e("index_suffix[seq_scan][median] > 11 apples")
+                .contains("not a number with an optional unit")
+        );
+        // Another cell as the limit.
+        assert!(
+            check(
+                "index_suffix[trgm_gin][median] < index_suffix[seq_scan][median]",
+                &d
+            )
+            .expect("cells")
+            .1
+        );
+        assert!(
+            !check(
+                "index_suffix[seq_scan][median] < index_suffix[trgm_gin][median]",
+                &d
+            )
+            .expect("cells")
+            .1
+        );
     }
 
     #[test]
