@@ -202,7 +202,7 @@ pub fn tables(md: &str) -> Vec<Table> {
 }
 
 /// A cell's text as a row key: no backticks, no bold, trimmed.
-fn key(cell: &str) -> String {
+pub fn key(cell: &str) -> String {
     cell.chars()
         .filter(|c| !matches!(c, '`' | '*'))
         .collect::<String>()

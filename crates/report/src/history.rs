@@ -14,13 +14,13 @@
 //! stamp's "measured" line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::claims::{Quantity, parse_quantity, tables};
+use crate::claims::{Quantity, key, parse_quantity, tables};
 
 /// One run's numbers: file → row → column → the cell's text.
 pub type Cells = BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>;
@@ -59,13 +59,10 @@ fn skip_column(header: &str) -> bool {
         || h.contains("setup")
 }
 
-/// A cell's text as a key, as claims read it: no backticks or bold.
-fn key(cell: &str) -> String {
-    cell.chars()
-        .filter(|c| !matches!(c, '`' | '*'))
-        .collect::<String>()
-        .trim()
-        .to_string()
+/// Whether a generated file's numbers are a run's results (not its claims,
+/// its stamp or this history itself).
+fn recorded(name: &str) -> bool {
+    name != "stamp" && name != "history" && !name.starts_with("claims_")
 }
 
 /// The numeric cells of one generated file's tables.
@@ -118,24 +115,14 @@ fn stamp_lines(stamp: &str) -> (Option<String>, Option<String>) {
 /// Snapshots a directory of generated files (skipping claims and the stamp).
 fn snapshot_dir(dir: &Path) -> anyhow::Result<Cells> {
     let mut cells = Cells::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("Failed to read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    entries.sort();
-    for p in entries {
-        let name = p
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        if name == "stamp" || name == "history" || name.starts_with("claims_") {
+    for (file, md) in crate::prose::chapters(dir)? {
+        let name = file.trim_end_matches(".md");
+        if !recorded(name) {
             continue;
         }
-        let rows = snapshot_file(&std::fs::read_to_string(&p)?);
+        let rows = snapshot_file(&md);
         if !rows.is_empty() {
-            cells.insert(name, rows);
+            cells.insert(name.to_string(), rows);
         }
     }
     Ok(cells)
@@ -243,7 +230,7 @@ pub fn import_git(root: &Path, history: &Path, since: &str) -> anyhow::Result<Ve
             else {
                 continue;
             };
-            if name == "stamp" || name == "history" || name.starts_with("claims_") {
+            if !recorded(name) {
                 continue;
             }
             let rows = snapshot_file(&git(root, &["show", &format!("{c}:{f}")])?);

@@ -425,15 +425,15 @@ fn lint_book(root: &Path, write_baseline: bool) -> anyhow::Result<()> {
     let baseline_path = book.join("prose-baseline.txt");
     let baseline = prose::read_list(&baseline_path)?;
     let lint = prose::lint_book(&book.join("src"), &allow, &baseline)?;
+    for (chapter, n, a) in &lint.over {
+        eprintln!(
+            "lint-book: {chapter} states {n} measured numbers by hand; its baseline allows {a}"
+        );
+    }
     if write_baseline {
         // The baseline only shrinks: it may record reworded or updated
         // numbers, never more of them in any chapter.
         if !lint.over.is_empty() {
-            for (chapter, n, a) in &lint.over {
-                eprintln!(
-                    "lint-book: {chapter} states {n} measured numbers by hand; its baseline allows {a}"
-                );
-            }
             for f in &lint.new {
                 eprintln!("lint-book: not on the baseline: {f}");
             }
@@ -459,11 +459,6 @@ fn lint_book(root: &Path, write_baseline: bool) -> anyhow::Result<()> {
             baseline.len()
         );
         return Ok(());
-    }
-    for (chapter, n, a) in &lint.over {
-        eprintln!(
-            "lint-book: {chapter} states {n} measured numbers by hand; its baseline allows {a}"
-        );
     }
     for f in &lint.new {
         eprintln!("lint-book: a measured number typed by hand, not on the baseline: {f}");

@@ -306,7 +306,8 @@ impl Lint {
     }
 }
 
-/// Every chapter in `book_src` (its `*.md` files), by name, with its text.
+/// Every `*.md` file in `book_src` (the chapters, or a directory of generated
+/// tables), by file name, with its text, in name order.
 pub fn chapters(book_src: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let mut paths: Vec<_> = std::fs::read_dir(book_src)
         .with_context(|| format!("Failed to read {}", book_src.display()))?
