@@ -6,9 +6,12 @@
 //! PostgreSQL outage), not the time of one operation. It writes its results
 //! to `target/lab-experiments/outage.json`, where `just report` reads them.
 //! `LAB_QUICK=1` runs the short version (about 20 s instead of a minute).
+//! Then it runs the sick-database experiment (the breaker's two rules
+//! against a database that fails three calls in four), 30 s of load, and
+//! writes `sick.json` beside it.
 
 use lab::results::Results;
-use lesson_03_stale_fallback::experiment::{Plan, run};
+use lesson_03_stale_fallback::experiment::{Plan, SickPlan, run, run_sick};
 
 fn main() {
     if !benches::selected("outage") {
@@ -30,4 +33,17 @@ fn main() {
     };
     let path = results.write().unwrap_or_else(|e| panic!("{e:#}"));
     println!("\n{}\nwrote {}", results.table_md(), path.display());
+
+    // The same breaker against a database that is sick, not down.
+    let plan = if benches::quick() {
+        SickPlan::short()
+    } else {
+        SickPlan::long()
+    };
+    let sick = match rt.block_on(run_sick(&plan, true)) {
+        Ok(r) => r,
+        Err(e) => panic!("the sick-database experiment failed: {e:#}"),
+    };
+    let path = sick.write().unwrap_or_else(|e| panic!("{e:#}"));
+    println!("\n{}\nwrote {}", sick.table_md(), path.display());
 }

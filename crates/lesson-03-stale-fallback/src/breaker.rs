@@ -1,8 +1,10 @@
-//! A circuit breaker: after K consecutive database failures, stop calling
-//! the database for T, then let one request through to probe it.
+//! A circuit breaker: after K consecutive database failures, or when too
+//! many of the last N calls failed, stop calling the database for T, then
+//! let one request through to probe it.
 //!
 //! ```text
-//!            K failures in a row               T has passed
+//!     K failures in a row, or               T has passed
+//!     R% of the last N calls failed
 //!  CLOSED ─────────────────────────▶ OPEN ────────────────────▶ HALF-OPEN
 //!    ▲  (every call goes through)     (no call goes through)    (one probe)
 //!    │                                  ▲                           │
@@ -17,29 +19,63 @@
 //! so requests are answered at cache speed, and the database is not hit by a
 //! wall of reconnects the moment it comes back.
 //!
-//! Choosing K and T:
-//! - K (`BREAKER_FAILURES`, 5): large enough that one slow query or one
-//!   dropped connection does not open it, small enough that an outage costs
-//!   only K timed-out requests. Counting *consecutive* failures means any
-//!   success resets it, so a database that fails 1 call in 10 never trips it.
-//! - T (`BREAKER_OPEN_SECS`, 5): about how long a restart or failover takes.
-//!   Shorter probes a dead database more often (each probe pays a timeout);
-//!   longer serves stale data for longer after the database is back.
+//! Two rules open it, because failures come in two shapes:
+//! - **K in a row** (`BREAKER_FAILURES`, 5): a database that is *down*
+//!   fails every call, and K of them open the breaker within K timeouts.
+//!   Large enough that one slow query or one dropped connection does not
+//!   open it. But any success resets the count, and under concurrency the
+//!   successes report first (they take milliseconds, a failure takes the
+//!   whole timeout), so a database that is *sick* (failing most calls, with
+//!   a success now and then between them) keeps it closed most of the time,
+//!   and every failing call pays the timeout.
+//! - **R% of the last N calls** (`BREAKER_FAILURE_RATE`, 50%, over
+//!   `BREAKER_WINDOW`, 20 calls): the rule resilience4j calls
+//!   `failureRateThreshold` over a count-based `slidingWindowSize`. A success
+//!   does not reset it, so the sick database opens it too. It only judges a
+//!   full window, so a service that has made three calls since it started
+//!   (or since the breaker last closed) and failed two is not judged on
+//!   three. `BREAKER_WINDOW=0` turns it off. The outage experiment's
+//!   "sick database" run measures both rules side by side.
+//!
+//! T (`BREAKER_OPEN_SECS`, 5) is about how long a restart or failover takes.
+//! Shorter probes a dead database more often (each probe pays a timeout);
+//! longer serves stale data for longer after the database is back.
 //!
 //! The state sits behind a `std::sync::Mutex`, not a Tokio one: it is held
 //! for a few instructions and never across an `.await`, which is exactly
 //! when the std mutex is the right (and faster) choice.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// K and T.
+/// K, T and the failure-rate rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
     pub failures: u32,
     /// How long it stays open before a probe.
     pub open_for: Duration,
+    /// The failure-rate rule; `None` counts consecutive failures only.
+    #[serde(default)]
+    pub rate: Option<FailureRate>,
+}
+
+/// Open when at least `percent` of the last `window` calls failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailureRate {
+    pub window: u32,
+    pub percent: u32,
+}
+
+impl FailureRate {
+    /// The service's default: half of the last 20 calls. 20 is enough calls
+    /// that two unlucky ones do not decide it, and few enough that a busy
+    /// service fills it in well under a second.
+    pub const DEFAULT: FailureRate = FailureRate {
+        window: 20,
+        percent: 50,
+    };
 }
 
 // ANCHOR: state
@@ -62,10 +98,49 @@ pub enum Status {
     HalfOpen,
 }
 
+/// The outcomes of the last `window` calls, oldest first, for the
+/// failure-rate rule: a ring of booleans and a running count of failures.
+#[derive(Debug, Default)]
+struct Recent {
+    failed: VecDeque<bool>,
+    failures: u32,
+}
+
+impl Recent {
+    fn push(&mut self, failed: bool, window: u32) {
+        self.failed.push_back(failed);
+        self.failures += u32::from(failed);
+        while self.failed.len() > window as usize {
+            let oldest = self.failed.pop_front().unwrap_or(false);
+            self.failures -= u32::from(oldest);
+        }
+    }
+
+    /// A full window with at least `percent` failures.
+    fn too_many(&self, rule: FailureRate) -> bool {
+        self.failed.len() == rule.window as usize
+            && u64::from(self.failures) * 100 >= u64::from(rule.percent) * u64::from(rule.window)
+    }
+
+    fn clear(&mut self) {
+        self.failed.clear();
+        self.failures = 0;
+    }
+}
+
+/// What the mutex guards: the state, the recent outcomes, and a count of
+/// openings for `/metrics`.
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    recent: Recent,
+    opened: u64,
+}
+
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    state: Mutex<State>,
+    inner: Mutex<Inner>,
 }
 
 /// Permission to make one database call. Report how it went with
@@ -89,7 +164,11 @@ impl Breaker {
     pub fn new(config: BreakerConfig) -> Breaker {
         Breaker {
             config,
-            state: Mutex::new(State::Closed { failures: 0 }),
+            inner: Mutex::new(Inner {
+                state: State::Closed { failures: 0 },
+                recent: Recent::default(),
+                opened: 0,
+            }),
         }
     }
 
@@ -97,11 +176,11 @@ impl Breaker {
         self.config
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave the state half
-        // written (each update is one assignment), so a poisoned lock is
-        // still a valid state.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Nothing in here panics while the lock is held, and a half-updated
+        // window would still be a valid window, so a poisoned lock is still
+        // a valid state.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     // ANCHOR: acquire
@@ -111,7 +190,8 @@ impl Breaker {
     }
 
     pub fn acquire_at(&self, now: Instant) -> Result<Permit<'_>, Refused> {
-        let mut state = self.lock();
+        let mut inner = self.lock();
+        let state = &mut inner.state;
         let probe = match *state {
             State::Closed { .. } => false,
             State::Open { until } if now < until => {
@@ -139,36 +219,66 @@ impl Breaker {
     }
     // ANCHOR_END: acquire
 
+    // ANCHOR: record
     fn record(&self, ok: bool, now: Instant) {
-        let mut state = self.lock();
-        let open = State::Open {
-            until: now + self.config.open_for,
-        };
-        *state = match (*state, ok) {
-            (_, true) => State::Closed { failures: 0 },
-            (State::Closed { failures }, false) if failures + 1 >= self.config.failures => {
-                tracing::warn!(
-                    "{} database failures in a row: breaker open for {:?}",
-                    failures + 1,
-                    self.config.open_for
-                );
-                open
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let next = match (inner.state, ok) {
+            (State::Closed { failures }, _) => {
+                let failures = if ok { 0 } else { failures + 1 };
+                if let Some(rule) = self.config.rate {
+                    inner.recent.push(!ok, rule.window);
+                }
+                if failures >= self.config.failures {
+                    tracing::warn!(
+                        "{failures} database failures in a row: breaker open for {:?}",
+                        self.config.open_for
+                    );
+                    None
+                } else if let Some(rule) = self.config.rate.filter(|r| inner.recent.too_many(*r)) {
+                    tracing::warn!(
+                        "{} of the last {} database calls failed: breaker open for {:?}",
+                        inner.recent.failures,
+                        rule.window,
+                        self.config.open_for
+                    );
+                    None
+                } else {
+                    Some(State::Closed { failures })
+                }
             }
-            (State::Closed { failures }, false) => State::Closed {
-                failures: failures + 1,
-            },
+            // The probe (or a call that began before the breaker opened)
+            // succeeded: the database answers. Close, and judge the
+            // failure rate afresh, on calls made from now on.
+            (_, true) => {
+                inner.recent.clear();
+                Some(State::Closed { failures: 0 })
+            }
             (State::HalfOpen, false) => {
                 tracing::warn!("the probe failed: breaker open again");
-                open
+                None
             }
             // A call that began before the breaker opened and fails after:
             // the breaker is already open, leave its clock alone.
-            (s @ State::Open { .. }, false) => s,
+            (s @ State::Open { .. }, false) => Some(s),
         };
+        inner.state = next.unwrap_or_else(|| {
+            inner.opened += 1;
+            inner.recent.clear();
+            State::Open {
+                until: now + self.config.open_for,
+            }
+        });
+    }
+    // ANCHOR_END: record
+
+    /// How many times the breaker has opened (a failed probe counts too).
+    pub fn times_opened(&self) -> u64 {
+        self.lock().opened
     }
 
     pub fn status(&self) -> Status {
-        match *self.lock() {
+        match self.lock().state {
             State::Closed { .. } => Status::Closed,
             State::Open { .. } => Status::Open,
             State::HalfOpen => Status::HalfOpen,
@@ -209,7 +319,84 @@ mod tests {
         Breaker::new(BreakerConfig {
             failures: 3,
             open_for: Duration::from_secs(5),
+            rate: None,
         })
+    }
+
+    /// A sick database: four failures, then a success, over and over.
+    fn four_in_five(b: &Breaker, calls: usize) {
+        for i in 0..calls {
+            let Ok(p) = b.acquire() else { return };
+            if i % 5 == 4 { p.success() } else { p.failure() }
+        }
+    }
+
+    #[test]
+    fn a_sick_database_never_trips_the_consecutive_rule() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 5,
+            ..breaker().config()
+        });
+        four_in_five(&b, 1000);
+        assert_eq!(b.status(), Status::Closed, "80% failures, never 5 in a row");
+        assert_eq!(b.times_opened(), 0);
+    }
+
+    #[test]
+    fn the_failure_rate_rule_opens_on_a_full_window_only() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 5,
+            rate: Some(FailureRate::DEFAULT),
+            ..breaker().config()
+        });
+        // 19 calls, 16 failed: not yet a full window.
+        four_in_five(&b, 19);
+        assert_eq!(
+            b.status(),
+            Status::Closed,
+            "19 calls do not fill a window of 20"
+        );
+        b.acquire().expect("closed").success();
+        assert_eq!(b.status(), Status::Open, "16 of the last 20 failed");
+        assert_eq!(b.times_opened(), 1);
+    }
+
+    #[test]
+    fn the_failure_rate_rule_tolerates_less_than_its_threshold() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 5,
+            rate: Some(FailureRate::DEFAULT),
+            ..breaker().config()
+        });
+        // 9 of every 20 fail (45%), never 5 in a row: every window of 20
+        // consecutive calls holds exactly 9 failures.
+        for i in 0..1000 {
+            let p = b.acquire().expect("stays closed");
+            if matches!(i % 20, 0..=3 | 5..=8 | 10) {
+                p.failure()
+            } else {
+                p.success()
+            }
+        }
+        assert_eq!(b.status(), Status::Closed);
+    }
+
+    #[test]
+    fn after_a_probe_closes_it_the_window_starts_empty() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 5,
+            rate: Some(FailureRate::DEFAULT),
+            ..breaker().config()
+        });
+        four_in_five(&b, 20);
+        assert_eq!(b.status(), Status::Open);
+        let later = Instant::now() + Duration::from_secs(6);
+        b.acquire_at(later).expect("probe").success();
+        assert_eq!(b.status(), Status::Closed);
+        // The failures before the opening are forgotten: 19 more calls at
+        // the same rate do not fill the window again.
+        four_in_five(&b, 19);
+        assert_eq!(b.status(), Status::Closed);
     }
 
     #[test]

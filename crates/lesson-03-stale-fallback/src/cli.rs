@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::breaker::BreakerConfig;
+use crate::breaker::{BreakerConfig, FailureRate};
 use crate::{Mode, Settings};
 
 /// The lesson's settings, from flags or env vars.
@@ -31,6 +31,14 @@ pub struct Args {
     /// Seconds the breaker stays open before it lets one probe through.
     #[arg(long = "breaker-open-secs", env = "BREAKER_OPEN_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub breaker_open_secs: u64,
+    /// The failure-rate rule's window: the breaker also opens when
+    /// BREAKER_FAILURE_RATE percent of the last this-many calls failed. 0 turns
+    /// the rule off (consecutive failures only).
+    #[arg(long = "breaker-window", env = "BREAKER_WINDOW", default_value_t = FailureRate::DEFAULT.window, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub breaker_window: u32,
+    /// The failure-rate rule's threshold, in percent of the window.
+    #[arg(long = "breaker-failure-rate", env = "BREAKER_FAILURE_RATE", default_value_t = FailureRate::DEFAULT.percent, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub breaker_failure_rate: u32,
     /// The longest one Redis call may take, in ms.
     #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub redis_timeout_ms: u64,
@@ -63,6 +71,10 @@ impl Args {
             breaker: BreakerConfig {
                 failures: self.breaker_failures,
                 open_for: Duration::from_secs(self.breaker_open_secs),
+                rate: (self.breaker_window > 0).then_some(FailureRate {
+                    window: self.breaker_window,
+                    percent: self.breaker_failure_rate,
+                }),
             },
             redis_timeout: Duration::from_millis(self.redis_timeout_ms),
             db_timeout: self.common.db_timeout(),
@@ -89,6 +101,13 @@ mod tests {
         assert_eq!(s.mode, Mode::Fallback);
         assert_eq!(s.breaker.failures, 5);
         assert_eq!(s.breaker.open_for, Duration::from_secs(5));
+        assert_eq!(s.breaker.rate, Some(FailureRate::DEFAULT));
+        let a = Args::try_parse_from(["x", "--breaker-window", "0"]).expect("parses");
+        assert_eq!(
+            a.settings().expect("valid").breaker.rate,
+            None,
+            "0 turns it off"
+        );
         assert_eq!(s.key(7), "entry:user:7");
         assert_eq!(s.max_background_loads, 20, "twice the pool of 10");
         let a = Args::try_parse_from(["x", "--pool-size", "4"]).expect("parses");
@@ -102,6 +121,8 @@ mod tests {
         assert!(Args::try_parse_from(["x", "--mode", "sometimes"]).is_err());
         assert!(Args::try_parse_from(["x", "--soft-ttl-secs", "0"]).is_err());
         assert!(Args::try_parse_from(["x", "--max-background-loads", "0"]).is_err());
+        assert!(Args::try_parse_from(["x", "--breaker-failure-rate", "0"]).is_err());
+        assert!(Args::try_parse_from(["x", "--breaker-failure-rate", "101"]).is_err());
         let a = Args::try_parse_from(["x", "--soft-ttl-secs", "600", "--hard-ttl-secs", "60"])
             .expect("parses");
         let e = a.settings().expect_err("hard < soft").to_string();

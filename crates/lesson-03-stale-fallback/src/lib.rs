@@ -29,7 +29,8 @@
 //!
 //! Knobs (env var, or the flag in `--help`): `CACHE_SOFT_TTL_SECS` (60),
 //! `CACHE_HARD_TTL_SECS` (86400), `CACHE_MODE` (fallback), `DB_TIMEOUT_MS`,
-//! `BREAKER_FAILURES` (5), `BREAKER_OPEN_SECS` (5), `REDIS_TIMEOUT_MS` (50),
+//! `BREAKER_FAILURES` (5), `BREAKER_WINDOW` (20, 0 for off),
+//! `BREAKER_FAILURE_RATE` (50), `BREAKER_OPEN_SECS` (5), `REDIS_TIMEOUT_MS` (50),
 //! `MAX_BACKGROUND_LOADS` (twice `DB_POOL_SIZE`, so 20), `LAB_DB_LATENCY_MS`,
 //! `REDIS_URL`, `DATABASE_URL`.
 //!
@@ -363,7 +364,8 @@ async fn cache_set(state: &AppState, id: i64, entry: &Entry<User>) {
 
 impl Settings {
     /// The defaults, with no simulated latency, a 500 ms database timeout,
-    /// a breaker of 3 failures and 1 s, and at most 10 background loads
+    /// a breaker of 3 failures in a row and 1 s (no failure-rate rule), and at
+    /// most 10 background loads
     /// (twice the tests' pool of 5): what the tests run with.
     pub fn for_tests(key_prefix: &str, mode: Mode) -> Settings {
         Settings {
@@ -373,6 +375,7 @@ impl Settings {
             breaker: BreakerConfig {
                 failures: 3,
                 open_for: Duration::from_secs(1),
+                rate: None,
             },
             redis_timeout: Duration::from_millis(200),
             db_timeout: Duration::from_millis(500),

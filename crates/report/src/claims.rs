@@ -18,8 +18,13 @@
 //!   or the same cell as run N recorded it, `file@N[row][column]` (see
 //!   [`crate::history`]): a sentence about one run ("in the twelfth run,
 //!   390×") stays true after later runs, and stays checked;
+//!   or the same cell in *every* recorded run and this one,
+//!   `file@all[row][column]`: a range across runs ("2.1× to 3.4× across
+//!   this edition's runs") holds while every run's figure is in it, and a
+//!   run that falls outside fails the report, so the range is widened with
+//!   the measurement that widened it (runs without the cell are skipped);
 //!   or one cell divided by another (`x / y`: a ratio, so the units must
-//!   agree);
+//!   agree; with `@all` on both sides, divided run by run);
 //! - `OP` is `>=`, `<=`, `>` or `<`; the limit is a number with or without
 //!   a unit (`2 ms`, `50×`, `95%`), converted to the cell's unit, or another
 //!   `VALUE` in the same unit (`a@12[r][c] < a@11[r][c]`).
@@ -226,6 +231,8 @@ pub struct CellRef {
     /// A recorded run (`@12`): a sentence about that run stays checked,
     /// and true, after later runs.
     pub run: Option<u32>,
+    /// `@all`: every recorded run and this one (only in a check's value).
+    pub every: bool,
     pub row: String,
     pub column: String,
 }
@@ -234,6 +241,7 @@ impl fmt::Display for CellRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.run {
             Some(n) => write!(f, "{}@{n}[{}][{}]", self.file, self.row, self.column),
+            None if self.every => write!(f, "{}@all[{}][{}]", self.file, self.row, self.column),
             None => write!(f, "{}[{}][{}]", self.file, self.row, self.column),
         }
     }
@@ -251,20 +259,23 @@ impl CellRef {
         let column = rest
             .strip_suffix(']')
             .with_context(|| format!("`{s}` is not file[row][column]"))?;
-        let (file, run) = match file.split_once('@') {
+        let (file, run, every) = match file.split_once('@') {
+            Some((f, n)) if n.trim() == "all" => (f, None, true),
             Some((f, n)) => (
                 f,
                 Some(
                     n.trim()
                         .parse::<u32>()
-                        .with_context(|| format!("`{s}`: `@{n}` is not a run number"))?,
+                        .with_context(|| format!("`{s}`: `@{n}` is not a run number or `all`"))?,
                 ),
+                false,
             ),
-            None => (file, None),
+            None => (file, None, false),
         };
         Ok(CellRef {
             file: file.trim().to_string(),
             run,
+            every,
             row: row.trim().to_string(),
             column: column.trim().to_string(),
         })
@@ -272,6 +283,9 @@ impl CellRef {
 
     /// The cell's text: in `generated/<file>.md`, or in run N's record.
     pub fn lookup(&self, src: &Sources) -> anyhow::Result<String> {
+        if self.every {
+            bail!("{self}: `@all` is a set of runs, not one cell: use it in a check's value");
+        }
         if let Some(n) = self.run {
             let path = src.history.join(format!("run-{n:02}.json"));
             let text = std::fs::read_to_string(&path)
@@ -369,6 +383,58 @@ pub enum Value {
 }
 
 impl Value {
+    fn every(&self) -> bool {
+        match self {
+            Value::Cell(c) => c.every,
+            Value::Ratio(a, b) => a.every || b.every,
+        }
+    }
+
+    /// This value with every `@all` replaced by run `n` (or by this run).
+    fn at(&self, n: Option<u32>) -> Value {
+        let at = |c: &CellRef| {
+            if c.every {
+                CellRef {
+                    run: n,
+                    every: false,
+                    ..c.clone()
+                }
+            } else {
+                c.clone()
+            }
+        };
+        match self {
+            Value::Cell(c) => Value::Cell(at(c)),
+            Value::Ratio(a, b) => Value::Ratio(at(a), at(b)),
+        }
+    }
+
+    /// An `@all` value in every recorded run that has it, and in this run.
+    fn eval_every(&self, dir: &Sources) -> anyhow::Result<Vec<Quantity>> {
+        let mut runs: Vec<u32> = std::fs::read_dir(&dir.history)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.strip_prefix("run-")?
+                            .strip_suffix(".json")?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        runs.sort_unstable();
+        let mut out: Vec<Quantity> = runs
+            .into_iter()
+            .filter_map(|n| self.at(Some(n)).eval(dir).ok())
+            .collect();
+        // This run's figure must be there: a claim about a figure the report
+        // no longer writes is an error, not a range over old runs.
+        out.push(self.at(None).eval(dir)?);
+        Ok(out)
+    }
+
     fn eval(&self, dir: &Sources) -> anyhow::Result<Quantity> {
         let read = |c: &CellRef| -> anyhow::Result<Quantity> {
             let text = c.lookup(dir)?;
@@ -437,31 +503,73 @@ impl Check {
 
     /// The measured value and whether the check holds.
     pub fn eval(&self, dir: &Sources) -> anyhow::Result<(Quantity, bool)> {
-        let q = self.value.eval(dir)?;
-        let limit = |text: &str| -> anyhow::Result<f64> {
-            // Another cell (`a < b@11[…][…]`): compared in the same unit.
-            if text.contains('[') {
-                let other = match text.split_once(" / ") {
-                    Some((a, b)) => Value::Ratio(CellRef::parse(a)?, CellRef::parse(b)?),
-                    None => Value::Cell(CellRef::parse(text)?),
-                };
-                let l = other.eval(dir)?;
-                if l.dim != q.dim {
-                    bail!("`{text}` ({l}) is not in the unit of the value ({q})");
-                }
-                return Ok(l.value);
-            }
-            let l = limit_quantity(text)
-                .with_context(|| format!("limit `{text}` is not a number with an optional unit"))?;
-            // A unitless limit is in the value's own unit (`>= 50` for a ratio).
-            if l.dim == Dim::Count || l.dim == q.dim || (l.dim == Dim::Ratio && q.dim == Dim::Count)
-            {
-                Ok(l.value)
-            } else {
-                bail!("limit `{text}` is not in the unit of the value ({q})")
+        if !self.value.every() {
+            return self.eval_one(&self.value, dir);
+        }
+        // Every run must hold; the value shown is the first that does not,
+        // or else the one nearest a limit (the smallest for `>=`, the
+        // largest for `<=`, the nearer end for `in`).
+        let all = self.value.eval_every(dir)?;
+        let mut results = Vec::new();
+        for q in &all {
+            results.push((*q, self.test_holds(*q, dir)?));
+        }
+        if let Some(bad) = results.iter().find(|(_, ok)| !ok) {
+            return Ok(*bad);
+        }
+        let pick = match &self.test {
+            Test::Cmp(Op::Ge | Op::Gt, _) => results
+                .iter()
+                .min_by(|a, b| a.0.value.total_cmp(&b.0.value)),
+            Test::Cmp(Op::Le | Op::Lt, _) => results
+                .iter()
+                .max_by(|a, b| a.0.value.total_cmp(&b.0.value)),
+            Test::Between(lo, hi) => {
+                let (lo, hi) = (
+                    self.limit(lo, results[0].0, dir)?,
+                    self.limit(hi, results[0].0, dir)?,
+                );
+                results.iter().min_by(|a, b| {
+                    let gap = |q: &Quantity| (q.value - lo).min(hi - q.value);
+                    gap(&a.0).total_cmp(&gap(&b.0))
+                })
             }
         };
-        let holds = match &self.test {
+        pick.copied().context("no run has this figure")
+    }
+
+    fn eval_one(&self, value: &Value, dir: &Sources) -> anyhow::Result<(Quantity, bool)> {
+        let q = value.eval(dir)?;
+        Ok((q, self.test_holds(q, dir)?))
+    }
+
+    /// A limit's value, in `q`'s unit.
+    fn limit(&self, text: &str, q: Quantity, dir: &Sources) -> anyhow::Result<f64> {
+        // Another cell (`a < b@11[…][…]`): compared in the same unit.
+        if text.contains('[') {
+            let other = match text.split_once(" / ") {
+                Some((a, b)) => Value::Ratio(CellRef::parse(a)?, CellRef::parse(b)?),
+                None => Value::Cell(CellRef::parse(text)?),
+            };
+            let l = other.eval(dir)?;
+            if l.dim != q.dim {
+                bail!("`{text}` ({l}) is not in the unit of the value ({q})");
+            }
+            return Ok(l.value);
+        }
+        let l = limit_quantity(text)
+            .with_context(|| format!("limit `{text}` is not a number with an optional unit"))?;
+        // A unitless limit is in the value's own unit (`>= 50` for a ratio).
+        if l.dim == Dim::Count || l.dim == q.dim || (l.dim == Dim::Ratio && q.dim == Dim::Count) {
+            Ok(l.value)
+        } else {
+            bail!("limit `{text}` is not in the unit of the value ({q})")
+        }
+    }
+
+    fn test_holds(&self, q: Quantity, dir: &Sources) -> anyhow::Result<bool> {
+        let limit = |text: &str| self.limit(text, q, dir);
+        Ok(match &self.test {
             Test::Cmp(op, l) => {
                 let l = limit(l)?;
                 match op {
@@ -472,8 +580,7 @@ impl Check {
                 }
             }
             Test::Between(lo, hi) => (limit(lo)?..=limit(hi)?).contains(&q.value),
-        };
-        Ok((q, holds))
+        })
     }
 }
 
@@ -801,6 +908,32 @@ mod tests {
             check("index_suffix@4[trgm_gin][speed-up] > 1", &d).expect_err("no run 4")
         );
         assert!(e.contains("no recorded run 4"), "{e}");
+        // `@all`: run 3's 95.0× and this run's 76.8× must both be in range.
+        let (shown, holds) =
+            check("index_suffix@all[trgm_gin][speed-up] in 70..100", &d).expect("every run");
+        assert!(holds);
+        assert!(
+            (shown.value - 95.0).abs() < 1e-9,
+            "the run nearest a limit: {shown}"
+        );
+        let (shown, holds) =
+            check("index_suffix@all[trgm_gin][speed-up] in 70..90", &d).expect("every run");
+        assert!(!holds, "run 3 is outside");
+        assert!(
+            (shown.value - 95.0).abs() < 1e-9,
+            "the run that fails is shown: {shown}"
+        );
+        assert!(
+            check("index_suffix@all[trgm_gin][speed-up] >= 76.8", &d)
+                .expect("every run")
+                .1
+        );
+        assert!(
+            !check("index_suffix@all[trgm_gin][speed-up] >= 80", &d)
+                .expect("every run")
+                .1,
+            "this run's 76.8× is below"
+        );
         // Two key cells pick the row of a second table.
         assert!(
             check(

@@ -64,7 +64,7 @@ use clap::Parser;
 use lab::Kind;
 use lab::results::Results;
 use lab::spawn::{Binaries, SpawnOptions};
-use lesson_03_stale_fallback::experiment::OutageResults;
+use lesson_03_stale_fallback::experiment::{OutageResults, SickResults};
 use lesson_04_indexing::experiment::{
     IndexPlansMariadbResults, IndexPlansResults, IndexSizesResults,
 };
@@ -204,6 +204,9 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(out.join("outage.csv"), lesson_03::csv(&outage, run.quick))?;
     lesson_03::chart_svg(&outage, &out.join("outage.svg"), run.quick)?;
     println!("\nLesson 3: the outage experiment\n{}", outage.table_md());
+    let sick = SickResults::read()?;
+    std::fs::write(out.join("sick.md"), lesson_03::sick_md(&sick, run.quick))?;
+    println!("\nLesson 3: the sick database\n{}", sick.table_md());
     let sizes = IndexSizesResults::read()?;
     let sizes_md = lesson_04::table_md(&sizes, run.quick);
     std::fs::write(out.join("index_sizes.md"), &sizes_md)?;
@@ -637,6 +640,7 @@ fn run_benches(root: &Path, criterion_dir: &Path, quick: bool) -> anyhow::Result
     }
     for path in [
         OutageResults::path(),
+        SickResults::path(),
         IndexSizesResults::path(),
         IndexPlansResults::path(),
         IndexPlansMariadbResults::path(),

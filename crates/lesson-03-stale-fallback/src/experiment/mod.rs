@@ -26,13 +26,15 @@ use lab::Kind;
 use lab::spawn::{Instance, SpawnOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::BreakerConfig;
+use crate::breaker::{BreakerConfig, FailureRate};
 
 mod load;
+mod sick;
 mod summary;
 
 pub use load::warm;
 use load::{db_attempts, drive, serve_variants};
+pub use sick::{SickPlan, SickResults, SickRow, run_sick};
 use summary::summarise;
 pub use summary::{Bucket, PhaseRow};
 
@@ -77,6 +79,7 @@ impl Plan {
             breaker: BreakerConfig {
                 failures: 5,
                 open_for: Duration::from_secs(2),
+                rate: Some(FailureRate::DEFAULT),
             },
             bucket: Duration::from_millis(500),
         }
@@ -95,6 +98,7 @@ impl Plan {
             breaker: BreakerConfig {
                 failures: 5,
                 open_for: Duration::from_secs(5),
+                rate: Some(FailureRate::DEFAULT),
             },
             bucket: Duration::from_secs(1),
             ..Plan::short()
