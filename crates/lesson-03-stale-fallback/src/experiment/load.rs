@@ -148,8 +148,7 @@ pub(super) async fn drive(
     // The same key sequence for every variant, so they see the same load.
     let mut rng = Rng(42);
     let gate = Arc::new(Semaphore::new(256));
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / plan.rate);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(plan.rate);
     let mut inflight = Vec::new();
     loop {
         tick.tick().await;
@@ -189,15 +188,7 @@ pub(super) async fn drive(
         inflight.push(tokio::spawn(async move {
             let _permit = permit;
             let t0 = Instant::now();
-            let (status, stale) = match client.get(&url).send().await {
-                Ok(r) => {
-                    let stale = r.headers().get("x-cache").is_some_and(|v| v == "STALE");
-                    let status = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    (status, stale)
-                }
-                Err(_) => (0, false),
-            };
+            let (status, stale) = get(&client, &url).await;
             let ok = (200..300).contains(&status);
             record(
                 &samples,
@@ -215,6 +206,27 @@ pub(super) async fn drive(
     }
     for t in inflight {
         let _ = t.await;
+    }
+}
+
+/// An open loop's clock: `rate` ticks a second, late ticks not bunched up.
+pub(super) fn ticks(rate: u32) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// GETs `url`: the status (0 when no response came) and whether the
+/// answer was a stale copy (`X-Cache: STALE`).
+pub(super) async fn get(client: &reqwest::Client, url: &str) -> (u16, bool) {
+    match client.get(url).send().await {
+        Ok(r) => {
+            let stale = r.headers().get("x-cache").is_some_and(|v| v == "STALE");
+            let status = r.status().as_u16();
+            let _ = r.bytes().await;
+            (status, stale)
+        }
+        Err(_) => (0, false),
     }
 }
 

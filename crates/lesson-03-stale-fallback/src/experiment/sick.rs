@@ -24,7 +24,7 @@ use lab::spawn::{Instance, SpawnOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::load::{Rng, warm};
+use super::load::{Rng, get, ticks, warm};
 use crate::breaker::{BreakerConfig, FailureRate, Status};
 use crate::metrics::{DB_ATTEMPTS, DB_FAILURES};
 use crate::{Mode, Settings};
@@ -307,8 +307,7 @@ async fn drive(
 ) {
     let mut rng = Rng(7);
     let gate = Arc::new(Semaphore::new(256));
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / plan.rate);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(plan.rate);
     let mut inflight = Vec::new();
     loop {
         tick.tick().await;
@@ -324,15 +323,7 @@ async fn drive(
         inflight.push(tokio::spawn(async move {
             let _permit = permit;
             let t0 = Instant::now();
-            let (status, stale) = match client.get(&url).send().await {
-                Ok(r) => {
-                    let stale = r.headers().get("x-cache").is_some_and(|v| v == "STALE");
-                    let status = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    (status, stale)
-                }
-                Err(_) => (0, false),
-            };
+            let (status, stale) = get(&client, &url).await;
             let sample = Sample {
                 rule,
                 took: t0.elapsed(),
