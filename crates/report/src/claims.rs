@@ -379,14 +379,15 @@ impl CellRef {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Cell(CellRef),
-    Ratio(CellRef, CellRef),
+    /// `a / b`, or `a / (b + c + …)`: a cell against the sum of others.
+    Ratio(CellRef, Vec<CellRef>),
 }
 
 impl Value {
     fn every(&self) -> bool {
         match self {
             Value::Cell(c) => c.every,
-            Value::Ratio(a, b) => a.every || b.every,
+            Value::Ratio(a, b) => a.every || b.iter().any(|c| c.every),
         }
     }
 
@@ -405,7 +406,7 @@ impl Value {
         };
         match self {
             Value::Cell(c) => Value::Cell(at(c)),
-            Value::Ratio(a, b) => Value::Ratio(at(a), at(b)),
+            Value::Ratio(a, b) => Value::Ratio(at(a), b.iter().map(at).collect()),
         }
     }
 
@@ -443,7 +444,21 @@ impl Value {
         match self {
             Value::Cell(c) => read(c),
             Value::Ratio(a, b) => {
-                let (x, y) = (read(a)?, read(b)?);
+                let x = read(a)?;
+                let mut y: Option<Quantity> = None;
+                for c in b {
+                    let q = read(c)?;
+                    y = Some(match y {
+                        None => q,
+                        Some(sum) if sum.dim == q.dim => Quantity {
+                            value: sum.value + q.value,
+                            dim: q.dim,
+                        },
+                        Some(sum) => bail!("{c}: {q} cannot be added to {sum}"),
+                    });
+                }
+                let y = y.context("a ratio needs a divisor")?;
+                let b = b.iter().map(ToString::to_string).collect::<Vec<_>>().join(" + ");
                 if x.dim != y.dim {
                     bail!("{a} / {b}: {x} and {y} are not in the same unit");
                 }
@@ -467,6 +482,67 @@ enum Op {
     Lt,
 }
 
+/// Where the cell starting at `from` ends: after `file[row][column]`.
+fn cell_end(s: &str, from: usize) -> Option<usize> {
+    let open = from + s[from..].find('[')?;
+    let mid = open + s[open..].find("][")?;
+    Some(mid + 2 + s[mid + 2..].find(']')? + 1)
+}
+
+/// Where a check's value (`cell`, `cell / cell` or `cell / (cell + cell)`)
+/// ends.
+fn value_end(s: &str) -> anyhow::Result<usize> {
+    let first = cell_end(s, 0).with_context(|| format!("`{s}` does not start with file[row][column]"))?;
+    let Some(rest) = s[first..].trim_start().strip_prefix("/ ") else {
+        return Ok(first);
+    };
+    let mut from = s.len() - rest.len();
+    if rest.starts_with('(') {
+        // Cells up to the `)` after the last one.
+        loop {
+            let end = cell_end(s, from)
+                .with_context(|| format!("`{s}`: `( … )` needs file[row][column] + …"))?;
+            let after = s[end..].trim_start();
+            if let Some(more) = after.strip_prefix("+ ") {
+                from = s.len() - more.len();
+            } else if after.starts_with(')') {
+                return Ok(s.len() - after.len() + 1);
+            } else {
+                bail!("`{s}`: `( … )` needs a `+` between cells and a closing `)`");
+            }
+        }
+    }
+    cell_end(s, from).with_context(|| format!("`{s}`: `/` needs a second file[row][column]"))
+}
+
+/// A ratio's divisor: one cell, or `(a + b + …)`.
+fn divisors(text: &str) -> anyhow::Result<Vec<CellRef>> {
+    let text = text.trim();
+    match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        Some(inner) => {
+            let mut cells = Vec::new();
+            let mut from = 0;
+            loop {
+                let end = cell_end(inner, from)
+                    .with_context(|| format!("`{text}` is not (file[row][column] + …)"))?;
+                cells.push(CellRef::parse(&inner[from..end])?);
+                match inner[end..].trim_start().strip_prefix("+ ") {
+                    Some(more) => from = inner.len() - more.len(),
+                    None => return Ok(cells),
+                }
+            }
+        }
+        None => Ok(vec![CellRef::parse(text)?]),
+    }
+}
+
+/// `a / b` split where the first cell ends, not at a " / " inside a name.
+fn split_ratio(lhs: &str) -> Option<(&str, &str)> {
+    let first = cell_end(lhs, 0)?;
+    let rest = lhs[first..].trim_start().strip_prefix("/ ")?;
+    Some((&lhs[..first], rest))
+}
+
 /// A parsed `data-check`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
@@ -482,20 +558,24 @@ enum Test {
 
 impl Check {
     pub fn parse(s: &str) -> anyhow::Result<Self> {
-        let (lhs, test) = if let Some((l, r)) = s.split_once(" in ") {
+        // The value ends where its last cell's `[column]` closes: a row or
+        // column name may hold " in ", " / " or "<", the test may not.
+        let end = value_end(s)?;
+        let (lhs, rest) = (&s[..end], s[end..].trim());
+        let test = if let Some(r) = rest.strip_prefix("in ") {
             let (lo, hi) = r
                 .split_once("..")
                 .with_context(|| format!("`{s}`: `in` needs LOW..HIGH"))?;
-            (l, Test::Between(lo.trim().into(), hi.trim().into()))
+            Test::Between(lo.trim().into(), hi.trim().into())
         } else {
-            let (i, op, n) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
+            let (op, n) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
                 .iter()
-                .find_map(|(t, op)| s.find(t).map(|i| (i, *op, t.len())))
+                .find_map(|(t, op)| rest.starts_with(t).then_some((*op, t.len())))
                 .with_context(|| format!("`{s}`: no comparison (>=, <=, >, < or in LOW..HIGH)"))?;
-            (&s[..i], Test::Cmp(op, s[i + n..].trim().into()))
+            Test::Cmp(op, rest[n..].trim().into())
         };
-        let value = match lhs.split_once(" / ") {
-            Some((a, b)) => Value::Ratio(CellRef::parse(a)?, CellRef::parse(b)?),
+        let value = match split_ratio(lhs) {
+            Some((a, b)) => Value::Ratio(CellRef::parse(a)?, divisors(b)?),
             None => Value::Cell(CellRef::parse(lhs)?),
         };
         Ok(Check { value, test })
@@ -547,8 +627,8 @@ impl Check {
     fn limit(&self, text: &str, q: Quantity, dir: &Sources) -> anyhow::Result<f64> {
         // Another cell (`a < b@11[…][…]`): compared in the same unit.
         if text.contains('[') {
-            let other = match text.split_once(" / ") {
-                Some((a, b)) => Value::Ratio(CellRef::parse(a)?, CellRef::parse(b)?),
+            let other = match split_ratio(text) {
+                Some((a, b)) => Value::Ratio(CellRef::parse(a)?, divisors(b)?),
                 None => Value::Cell(CellRef::parse(text)?),
             };
             let l = other.eval(dir)?;
@@ -908,6 +988,30 @@ mod tests {
             check("index_suffix@4[trgm_gin][speed-up] > 1", &d).expect_err("no run 4")
         );
         assert!(e.contains("no recorded run 4"), "{e}");
+        // A name may hold " in ", " / " or "<": only the test after the
+        // last cell's closing bracket is read as the test.
+        let c = Check::parse("f[a in b][x / y < z] in 1..2").expect("parses");
+        assert_eq!(
+            c.value,
+            Value::Cell(CellRef::parse("f[a in b][x / y < z]").expect("a cell"))
+        );
+        assert_eq!(c.test, Test::Between("1".into(), "2".into()));
+        let c = Check::parse("f[a][b in c] / g[d][e] >= 3").expect("parses");
+        assert!(matches!(c.value, Value::Ratio(..)));
+        assert_eq!(c.test, Test::Cmp(Op::Ge, "3".into()));
+        let c = Check::parse("f[a][b] / (g[c][d] + h[e in f][g]) in 1..2").expect("parses");
+        let Value::Ratio(_, divisor) = &c.value else {
+            panic!("a ratio: {c:?}")
+        };
+        assert_eq!(divisor.len(), 2);
+        assert_eq!(c.test, Test::Between("1".into(), "2".into()));
+        // A cell against the sum of others.
+        let (half, holds) = check(
+            "index_suffix[trgm_gin][median] / (index_suffix[trgm_gin][median] + index_suffix[trgm_gin][median]) in 0.49..0.51",
+            &d,
+        )
+        .expect("a sum");
+        assert!(holds, "{half}");
         // `@all`: run 3's 95.0× and this run's 76.8× must both be in range.
         let (shown, holds) =
             check("index_suffix@all[trgm_gin][speed-up] in 70..100", &d).expect("every run");
