@@ -458,7 +458,11 @@ impl Value {
                     });
                 }
                 let y = y.context("a ratio needs a divisor")?;
-                let b = b.iter().map(ToString::to_string).collect::<Vec<_>>().join(" + ");
+                let b = b
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" + ");
                 if x.dim != y.dim {
                     bail!("{a} / {b}: {x} and {y} are not in the same unit");
                 }
@@ -492,7 +496,8 @@ fn cell_end(s: &str, from: usize) -> Option<usize> {
 /// Where a check's value (`cell`, `cell / cell` or `cell / (cell + cell)`)
 /// ends.
 fn value_end(s: &str) -> anyhow::Result<usize> {
-    let first = cell_end(s, 0).with_context(|| format!("`{s}` does not start with file[row][column]"))?;
+    let first =
+        cell_end(s, 0).with_context(|| format!("`{s}` does not start with file[row][column]"))?;
     let Some(rest) = s[first..].trim_start().strip_prefix("/ ") else {
         return Ok(first);
     };
