@@ -65,7 +65,7 @@ pub fn sick_md(r: &SickResults, quick: bool) -> String {
     let _ = writeln!(
         md,
         "Setup: three copies of lesson 3's stale fallback, {} req/s to each for {:.0} s, every request for one of ids 1–{}, \
-         each cached and older than the soft TTL of {} s, so each request asks the database first. \
+         each cached and older than the soft TTL of {} s, so nearly every request asks the database first. \
          PostgreSQL made {}% of their queries (evenly spread) take {} ms; query latency {} ms, \
          database timeout {} ms, breaker open for {} s. \
          \"Waited the timeout\": requests that took at least {} ms. \"Failed\": the share of database calls that failed.\n",
