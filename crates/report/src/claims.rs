@@ -493,59 +493,37 @@ fn cell_end(s: &str, from: usize) -> Option<usize> {
     Some(mid + 2 + s[mid + 2..].find(']')? + 1)
 }
 
-/// Where a check's value (`cell`, `cell / cell` or `cell / (cell + cell)`)
-/// ends.
-fn value_end(s: &str) -> anyhow::Result<usize> {
-    let first =
-        cell_end(s, 0).with_context(|| format!("`{s}` does not start with file[row][column]"))?;
-    let Some(rest) = s[first..].trim_start().strip_prefix("/ ") else {
-        return Ok(first);
+/// Parses the value at the start of a check: `cell`, `cell / cell` or
+/// `cell / (cell + cell + …)`. Returns it and the rest of `s` (the test).
+/// Each cell ends where its `[column]` closes, so a row or column name may
+/// hold " in ", " / " or "<"; the test may not.
+fn parse_value(s: &str) -> anyhow::Result<(Value, &str)> {
+    let cell = |from: usize| -> anyhow::Result<(CellRef, usize)> {
+        let end = cell_end(s, from)
+            .with_context(|| format!("`{s}`: expected file[row][column] at `{}`", &s[from..]))?;
+        Ok((CellRef::parse(&s[from..end])?, end))
     };
-    let mut from = s.len() - rest.len();
-    if rest.starts_with('(') {
-        // Cells up to the `)` after the last one.
-        loop {
-            let end = cell_end(s, from)
-                .with_context(|| format!("`{s}`: `( … )` needs file[row][column] + …"))?;
-            let after = s[end..].trim_start();
-            if let Some(more) = after.strip_prefix("+ ") {
-                from = s.len() - more.len();
-            } else if after.starts_with(')') {
-                return Ok(s.len() - after.len() + 1);
-            } else {
-                bail!("`{s}`: `( … )` needs a `+` between cells and a closing `)`");
-            }
+    let (a, end) = cell(0)?;
+    let Some(rest) = s[end..].trim_start().strip_prefix("/ ") else {
+        return Ok((Value::Cell(a), &s[end..]));
+    };
+    let Some(inner) = rest.strip_prefix('(') else {
+        let (b, end) = cell(s.len() - rest.len())?;
+        return Ok((Value::Ratio(a, vec![b]), &s[end..]));
+    };
+    let (mut divisors, mut from) = (Vec::new(), s.len() - inner.len());
+    loop {
+        let (c, end) = cell(from)?;
+        divisors.push(c);
+        let after = s[end..].trim_start();
+        if let Some(more) = after.strip_prefix("+ ") {
+            from = s.len() - more.len();
+        } else if let Some(rest) = after.strip_prefix(')') {
+            return Ok((Value::Ratio(a, divisors), rest));
+        } else {
+            bail!("`{s}`: `( … )` needs a `+` between cells and a closing `)`");
         }
     }
-    cell_end(s, from).with_context(|| format!("`{s}`: `/` needs a second file[row][column]"))
-}
-
-/// A ratio's divisor: one cell, or `(a + b + …)`.
-fn divisors(text: &str) -> anyhow::Result<Vec<CellRef>> {
-    let text = text.trim();
-    match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
-        Some(inner) => {
-            let mut cells = Vec::new();
-            let mut from = 0;
-            loop {
-                let end = cell_end(inner, from)
-                    .with_context(|| format!("`{text}` is not (file[row][column] + …)"))?;
-                cells.push(CellRef::parse(&inner[from..end])?);
-                match inner[end..].trim_start().strip_prefix("+ ") {
-                    Some(more) => from = inner.len() - more.len(),
-                    None => return Ok(cells),
-                }
-            }
-        }
-        None => Ok(vec![CellRef::parse(text)?]),
-    }
-}
-
-/// `a / b` split where the first cell ends, not at a " / " inside a name.
-fn split_ratio(lhs: &str) -> Option<(&str, &str)> {
-    let first = cell_end(lhs, 0)?;
-    let rest = lhs[first..].trim_start().strip_prefix("/ ")?;
-    Some((&lhs[..first], rest))
 }
 
 /// A parsed `data-check`.
@@ -563,10 +541,8 @@ enum Test {
 
 impl Check {
     pub fn parse(s: &str) -> anyhow::Result<Self> {
-        // The value ends where its last cell's `[column]` closes: a row or
-        // column name may hold " in ", " / " or "<", the test may not.
-        let end = value_end(s)?;
-        let (lhs, rest) = (&s[..end], s[end..].trim());
+        let (value, rest) = parse_value(s)?;
+        let rest = rest.trim();
         let test = if let Some(r) = rest.strip_prefix("in ") {
             let (lo, hi) = r
                 .split_once("..")
@@ -579,63 +555,44 @@ impl Check {
                 .with_context(|| format!("`{s}`: no comparison (>=, <=, >, < or in LOW..HIGH)"))?;
             Test::Cmp(op, rest[n..].trim().into())
         };
-        let value = match split_ratio(lhs) {
-            Some((a, b)) => Value::Ratio(CellRef::parse(a)?, divisors(b)?),
-            None => Value::Cell(CellRef::parse(lhs)?),
-        };
         Ok(Check { value, test })
     }
 
     /// The measured value and whether the check holds.
     pub fn eval(&self, dir: &Sources) -> anyhow::Result<(Quantity, bool)> {
         if !self.value.every() {
-            return self.eval_one(&self.value, dir);
+            let q = self.value.eval(dir)?;
+            return Ok((q, self.test_holds(q, dir)?));
         }
         // Every run must hold; the value shown is the first that does not,
         // or else the one nearest a limit (the smallest for `>=`, the
         // largest for `<=`, the nearer end for `in`).
         let all = self.value.eval_every(dir)?;
-        let mut results = Vec::new();
         for q in &all {
-            results.push((*q, self.test_holds(*q, dir)?));
-        }
-        if let Some(bad) = results.iter().find(|(_, ok)| !ok) {
-            return Ok(*bad);
+            if !self.test_holds(*q, dir)? {
+                return Ok((*q, false));
+            }
         }
         let pick = match &self.test {
-            Test::Cmp(Op::Ge | Op::Gt, _) => results
-                .iter()
-                .min_by(|a, b| a.0.value.total_cmp(&b.0.value)),
-            Test::Cmp(Op::Le | Op::Lt, _) => results
-                .iter()
-                .max_by(|a, b| a.0.value.total_cmp(&b.0.value)),
+            Test::Cmp(Op::Ge | Op::Gt, _) => all.iter().min_by(|a, b| a.value.total_cmp(&b.value)),
+            Test::Cmp(Op::Le | Op::Lt, _) => all.iter().max_by(|a, b| a.value.total_cmp(&b.value)),
             Test::Between(lo, hi) => {
-                let (lo, hi) = (
-                    self.limit(lo, results[0].0, dir)?,
-                    self.limit(hi, results[0].0, dir)?,
-                );
-                results.iter().min_by(|a, b| {
-                    let gap = |q: &Quantity| (q.value - lo).min(hi - q.value);
-                    gap(&a.0).total_cmp(&gap(&b.0))
-                })
+                let (lo, hi) = (self.limit(lo, all[0], dir)?, self.limit(hi, all[0], dir)?);
+                let gap = |q: &Quantity| (q.value - lo).min(hi - q.value);
+                all.iter().min_by(|a, b| gap(a).total_cmp(&gap(b)))
             }
         };
-        pick.copied().context("no run has this figure")
-    }
-
-    fn eval_one(&self, value: &Value, dir: &Sources) -> anyhow::Result<(Quantity, bool)> {
-        let q = value.eval(dir)?;
-        Ok((q, self.test_holds(q, dir)?))
+        pick.map(|q| (*q, true)).context("no run has this figure")
     }
 
     /// A limit's value, in `q`'s unit.
     fn limit(&self, text: &str, q: Quantity, dir: &Sources) -> anyhow::Result<f64> {
         // Another cell (`a < b@11[…][…]`): compared in the same unit.
         if text.contains('[') {
-            let other = match split_ratio(text) {
-                Some((a, b)) => Value::Ratio(CellRef::parse(a)?, divisors(b)?),
-                None => Value::Cell(CellRef::parse(text)?),
-            };
+            let (other, rest) = parse_value(text)?;
+            if !rest.trim().is_empty() {
+                bail!("limit `{text}`: `{}` after the cell", rest.trim());
+            }
             let l = other.eval(dir)?;
             if l.dim != q.dim {
                 bail!("`{text}` ({l}) is not in the unit of the value ({q})");
