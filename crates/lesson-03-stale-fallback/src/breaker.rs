@@ -128,6 +128,14 @@ impl Recent {
     }
 }
 
+/// A change of state worth a log line.
+enum Opened {
+    InARow(u32),
+    Rate(u32),
+    ProbeFailed,
+    Closed,
+}
+
 /// What the mutex guards: the state, the recent outcomes, and a count of
 /// openings for `/metrics`.
 #[derive(Debug)]
@@ -161,7 +169,19 @@ pub struct Refused {
 }
 
 impl Breaker {
+    /// A breaker with `config`, made sane where it is not: K and N of at
+    /// least 1, R between 1% and 100% (the CLI refuses the rest; a caller
+    /// that builds a config by hand gets these floors instead of a breaker
+    /// that opens on a success or never opens).
     pub fn new(config: BreakerConfig) -> Breaker {
+        let config = BreakerConfig {
+            failures: config.failures.max(1),
+            rate: config.rate.map(|r| FailureRate {
+                window: r.window.max(1),
+                percent: r.percent.clamp(1, 100),
+            }),
+            ..config
+        };
         Breaker {
             config,
             inner: Mutex::new(Inner {
@@ -204,7 +224,8 @@ impl Breaker {
                 *state = State::HalfOpen;
                 true
             }
-            // The probe will report within one database timeout.
+            // The probe reports within one database timeout; the breaker
+            // does not know that timeout, so "about a second".
             State::HalfOpen => {
                 return Err(Refused {
                     retry_in: Duration::from_secs(1),
@@ -220,55 +241,64 @@ impl Breaker {
     // ANCHOR_END: acquire
 
     // ANCHOR: record
-    fn record(&self, ok: bool, now: Instant) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let next = match (inner.state, ok) {
-            (State::Closed { failures }, _) => {
-                let failures = if ok { 0 } else { failures + 1 };
-                if let Some(rule) = self.config.rate {
-                    inner.recent.push(!ok, rule.window);
+    /// A call's outcome. `probe` says whether it was the half-open probe:
+    /// only the probe's outcome moves the breaker out of half-open, and
+    /// nothing moves it out of open but time. A result that arrives late
+    /// (from a call begun while the breaker was closed) is ignored then, as
+    /// resilience4j ignores it: one lucky late answer must not close a
+    /// breaker that has just opened on a sick database.
+    fn record(&self, ok: bool, probe: bool, now: Instant) {
+        let opened = {
+            let mut inner = self.lock();
+            let inner = &mut *inner;
+            let (next, why) = match (inner.state, ok, probe) {
+                (State::Closed { failures }, _, _) => {
+                    let failures = if ok { 0 } else { failures + 1 };
+                    if let Some(rule) = self.config.rate {
+                        inner.recent.push(!ok, rule.window);
+                    }
+                    if failures >= self.config.failures {
+                        (None, Some(Opened::InARow(failures)))
+                    } else if self.config.rate.is_some_and(|r| inner.recent.too_many(r)) {
+                        (None, Some(Opened::Rate(inner.recent.failures)))
+                    } else {
+                        (Some(State::Closed { failures }), None)
+                    }
                 }
-                if failures >= self.config.failures {
-                    tracing::warn!(
-                        "{failures} database failures in a row: breaker open for {:?}",
-                        self.config.open_for
-                    );
-                    None
-                } else if let Some(rule) = self.config.rate.filter(|r| inner.recent.too_many(*r)) {
-                    tracing::warn!(
-                        "{} of the last {} database calls failed: breaker open for {:?}",
-                        inner.recent.failures,
-                        rule.window,
-                        self.config.open_for
-                    );
-                    None
-                } else {
-                    Some(State::Closed { failures })
+                // The probe answered: close, and judge the failure rate
+                // afresh, on calls made from now on.
+                (State::HalfOpen, true, true) => {
+                    inner.recent.clear();
+                    (Some(State::Closed { failures: 0 }), Some(Opened::Closed))
                 }
-            }
-            // The probe (or a call that began before the breaker opened)
-            // succeeded: the database answers. Close, and judge the
-            // failure rate afresh, on calls made from now on.
-            (_, true) => {
+                (State::HalfOpen, false, true) => (None, Some(Opened::ProbeFailed)),
+                // Late results, while open or while another call probes.
+                (s @ (State::HalfOpen | State::Open { .. }), _, _) => (Some(s), None),
+            };
+            inner.state = next.unwrap_or_else(|| {
+                inner.opened += 1;
                 inner.recent.clear();
-                Some(State::Closed { failures: 0 })
-            }
-            (State::HalfOpen, false) => {
-                tracing::warn!("the probe failed: breaker open again");
-                None
-            }
-            // A call that began before the breaker opened and fails after:
-            // the breaker is already open, leave its clock alone.
-            (s @ State::Open { .. }, false) => Some(s),
+                State::Open {
+                    until: now + self.config.open_for,
+                }
+            });
+            why
         };
-        inner.state = next.unwrap_or_else(|| {
-            inner.opened += 1;
-            inner.recent.clear();
-            State::Open {
-                until: now + self.config.open_for,
+        // Logged after the lock is released: a slow log sink must not hold
+        // up every request's `acquire`.
+        let t = self.config.open_for;
+        match opened {
+            Some(Opened::InARow(n)) => {
+                tracing::warn!("{n} database failures in a row: breaker open for {t:?}")
             }
-        });
+            Some(Opened::Rate(n)) => tracing::warn!(
+                "{n} of the last {} database calls failed: breaker open for {t:?}",
+                self.config.rate.map_or(0, |r| r.window)
+            ),
+            Some(Opened::ProbeFailed) => tracing::warn!("the probe failed: breaker open again"),
+            Some(Opened::Closed) => tracing::info!("the probe succeeded: breaker closed"),
+            None => {}
+        }
     }
     // ANCHOR_END: record
 
@@ -292,21 +322,18 @@ impl Permit<'_> {
     }
     pub fn success(mut self) {
         self.reported = true;
-        if self.probe {
-            tracing::info!("the probe succeeded: breaker closed");
-        }
-        self.breaker.record(true, Instant::now());
+        self.breaker.record(true, self.probe, Instant::now());
     }
     pub fn failure(mut self) {
         self.reported = true;
-        self.breaker.record(false, Instant::now());
+        self.breaker.record(false, self.probe, Instant::now());
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if self.probe && !self.reported {
-            self.breaker.record(false, Instant::now());
+            self.breaker.record(false, true, Instant::now());
         }
     }
 }
@@ -323,12 +350,68 @@ mod tests {
         })
     }
 
+    /// The service's defaults: 5 in a row, or 50% of the last 20.
+    fn with_rate_rule() -> Breaker {
+        Breaker::new(BreakerConfig {
+            failures: 5,
+            rate: Some(FailureRate::DEFAULT),
+            ..breaker().config()
+        })
+    }
+
     /// A sick database: four failures, then a success, over and over.
     fn four_in_five(b: &Breaker, calls: usize) {
         for i in 0..calls {
             let Ok(p) = b.acquire() else { return };
             if i % 5 == 4 { p.success() } else { p.failure() }
         }
+    }
+
+    #[test]
+    fn late_results_do_not_move_an_open_or_probing_breaker() {
+        let b = breaker();
+        let late_ok = b.acquire().expect("closed");
+        let late_fail = b.acquire().expect("closed");
+        for _ in 0..3 {
+            b.acquire().expect("closed").failure();
+        }
+        assert_eq!(b.status(), Status::Open);
+        late_ok.success();
+        assert_eq!(b.status(), Status::Open, "a late success must not close it");
+        let later = Instant::now() + Duration::from_secs(6);
+        let probe = b.acquire_at(later).expect("probe");
+        late_fail.failure();
+        assert_eq!(
+            b.status(),
+            Status::HalfOpen,
+            "a late failure is not the probe's"
+        );
+        assert_eq!(b.times_opened(), 1);
+        probe.success();
+        assert_eq!(b.status(), Status::Closed);
+    }
+
+    #[test]
+    fn a_config_that_makes_no_sense_is_made_sane() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 0,
+            rate: Some(FailureRate {
+                window: 0,
+                percent: 0,
+            }),
+            ..breaker().config()
+        });
+        b.acquire().expect("closed").success();
+        assert_eq!(b.status(), Status::Closed, "a success never opens it");
+        assert_eq!(b.config().failures, 1);
+        let b = Breaker::new(BreakerConfig {
+            rate: Some(FailureRate {
+                window: 4,
+                percent: 250,
+            }),
+            ..breaker().config()
+        });
+        assert_eq!(b.config().rate.map(|r| r.percent), Some(100));
     }
 
     #[test]
@@ -344,11 +427,7 @@ mod tests {
 
     #[test]
     fn the_failure_rate_rule_opens_on_a_full_window_only() {
-        let b = Breaker::new(BreakerConfig {
-            failures: 5,
-            rate: Some(FailureRate::DEFAULT),
-            ..breaker().config()
-        });
+        let b = with_rate_rule();
         // 19 calls, 16 failed: not yet a full window.
         four_in_five(&b, 19);
         assert_eq!(
@@ -363,11 +442,7 @@ mod tests {
 
     #[test]
     fn the_failure_rate_rule_tolerates_less_than_its_threshold() {
-        let b = Breaker::new(BreakerConfig {
-            failures: 5,
-            rate: Some(FailureRate::DEFAULT),
-            ..breaker().config()
-        });
+        let b = with_rate_rule();
         // 9 of every 20 fail (45%), never 5 in a row: every window of 20
         // consecutive calls holds exactly 9 failures.
         for i in 0..1000 {
@@ -383,11 +458,7 @@ mod tests {
 
     #[test]
     fn after_a_probe_closes_it_the_window_starts_empty() {
-        let b = Breaker::new(BreakerConfig {
-            failures: 5,
-            rate: Some(FailureRate::DEFAULT),
-            ..breaker().config()
-        });
+        let b = with_rate_rule();
         four_in_five(&b, 20);
         assert_eq!(b.status(), Status::Open);
         let later = Instant::now() + Duration::from_secs(6);
