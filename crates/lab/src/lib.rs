@@ -66,8 +66,13 @@ pub fn init_tracing() {
     // sqlx logs every statement at info, and warns about every statement over
     // 1 s, which in the demos is every query, on purpose. The lessons log the
     // queries that matter themselves.
-    init_tracing_with("info,sqlx=error,hyper=warn");
+    init_tracing_with(SERVE_FILTER);
 }
+
+/// The services' default log filter (`--serve`): `info` for the workshop's
+/// crates, quieter for the libraries. Lesson 2's hit-path bench measures what
+/// it costs per request against `warn` and `debug`.
+pub const SERVE_FILTER: &str = "info,sqlx=error,hyper=warn";
 
 /// The same with another default filter, for a program whose per-request
 /// logs would drown its own output (a load test). `RUST_LOG` still wins.
@@ -82,4 +87,20 @@ pub fn init_tracing_with(default_filter: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The same format as [`init_tracing`], with `filter` (not `RUST_LOG`),
+/// written to `file`, as a [`tracing::Dispatch`] a thread can make its own
+/// default (`tracing::dispatcher::set_default`). A load bench runs one
+/// server per thread this way, each at its own log level, and the lines go
+/// where a service's would (one `write` each, as to stderr), not to the
+/// bench's terminal.
+pub fn tracing_to_file(filter: &str, file: std::fs::File) -> tracing::Dispatch {
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .finish();
+    tracing::Dispatch::new(subscriber)
 }

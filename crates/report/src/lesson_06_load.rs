@@ -39,25 +39,38 @@ pub fn chart_svg(r: &LoadResults, path: &Path, quick: bool) -> anyhow::Result<()
     } else {
         "An edge HIT, the origin's Redis HIT and nginx static (32 connections)".to_string()
     };
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    two_panels(path, (900, 420), &title, &names, &rps, &cpu)
+}
+
+/// The two panels side by side under `title`: requests per second (blue)
+/// and the server's CPU time per request (orange), a bar per name.
+pub(crate) fn two_panels(
+    path: &Path,
+    size: (u32, u32),
+    title: &str,
+    names: &[&str],
+    rps: &[Option<f64>],
+    cpu: &[Option<f64>],
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, size).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
-        let root = root.titled(&title, ("sans-serif", 20))?;
-        let (left, right) = root.split_horizontally(450);
+        let root = root.titled(title, ("sans-serif", 20))?;
+        let (left, right) = root.split_horizontally(size.0 / 2);
         let blue = RGBColor(0x3b, 0x6e, 0xa5);
         let orange = RGBColor(0xc0, 0x6c, 0x2b);
         panel(
             &left,
-            &names,
-            &rps,
+            names,
+            rps,
             "requests per second (higher is better)",
             blue,
         )
         .map_err(|e| e.to_string())?;
         panel(
             &right,
-            &names,
-            &cpu,
+            names,
+            cpu,
             "server CPU µs per request (lower is better)",
             orange,
         )

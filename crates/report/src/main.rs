@@ -42,6 +42,7 @@ mod claims;
 mod criterion;
 mod groups;
 mod history;
+mod lesson_02_hit_path;
 mod lesson_03;
 mod lesson_04;
 mod lesson_05;
@@ -70,6 +71,7 @@ use lesson_04_indexing::experiment::{
 };
 use lesson_05_buffer_tuning::experiments::BuffersResults;
 use lesson_06_http_edge::experiment::EdgeResults;
+use lesson_06_http_edge::experiment::hit_path::HitPathResults;
 use lesson_06_http_edge::experiment::load::LoadResults;
 use lesson_07_stampede::experiment::StampedeResults;
 use lesson_08_layers::experiment::LayersResults;
@@ -255,6 +257,22 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Err(e) if args.reuse => eprintln!("report: edge_load.md left as it is: {e:#}"),
+        Err(e) => return Err(e),
+    }
+    // A --reuse of a run from before the hit-path bench existed keeps what is there.
+    match HitPathResults::read() {
+        Ok(hit_path) => {
+            std::fs::write(
+                out.join("hit_path.md"),
+                lesson_02_hit_path::table_md(&hit_path, run.quick),
+            )?;
+            lesson_02_hit_path::chart_svg(&hit_path, &out.join("hit_path.svg"), run.quick)?;
+            println!(
+                "\nLesson 2: the hit path under load (wrk)\n{}",
+                hit_path.table_md()
+            );
+        }
+        Err(e) if args.reuse => eprintln!("report: hit_path.md left as it is: {e:#}"),
         Err(e) => return Err(e),
     }
     match StampedeResults::read() {

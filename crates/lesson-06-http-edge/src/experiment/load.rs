@@ -42,12 +42,14 @@ use serde::{Deserialize, Serialize};
 use crate::edge::EdgeConfig;
 use crate::origin::{self, OriginSettings};
 use crate::policy::Lifetimes;
+use pinned::PinnedServer;
 use wrk::{Script, Shape, WrkSummary};
 
 /// What this experiment shows, in plain words: the demo prints it under
 /// the heading.
 pub const SHOWS: &str = "what an answer from the edge's cache costs, next to the origin's own Redis cache and nginx serving a file.";
 
+pub mod pinned;
 pub mod wrk;
 
 /// What to run.
@@ -405,12 +407,13 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     let edge_origin = lab::http::spawn_server(router, 0).await?;
 
     // Lesson 2's origin, on a pinned thread of its own.
-    let redis_origin = pinned::PinnedOrigin::start(
+    let redis_origin = lesson_2_origin(
         pg.url(),
         schema.name(),
         redis.url(),
         prefix.prefix(),
         server_cpus.clone(),
+        None,
     )
     .await?;
 
@@ -465,7 +468,6 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
             Cpu::Process(worker),
         ),
     ];
-    let ticks = clock_ticks();
     let mut wrk_allowed = String::from("?");
 
     // Warm up every target (connections, caches, CPU frequency), then
@@ -491,37 +493,19 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
                 target.label(),
                 shape.connections
             );
-            let before = cpu.read();
-            let run = wrk::run(
+            let (m, allowed) = measure_one(
                 &wrk_bin,
                 &script,
                 url,
                 shape,
                 measure,
                 client_cpus.as_deref(),
+                cpu,
+                target.label(),
             )
             .await?;
-            let after = cpu.read();
-            wrk_allowed = run.cpus_allowed;
-            if run.summary.status_errors > 0 || run.summary.requests == 0 {
-                bail!(
-                    "{} under {shape:?}: {} answers of 400 or more in {} requests; the figures would not be of a cache",
-                    target.label(),
-                    run.summary.status_errors,
-                    run.summary.requests
-                );
-            }
-            let cpu_us_per_request = match (before, after) {
-                (Some(b), Some(a)) if a >= b => {
-                    Some((a - b) as f64 * 1e6 / ticks / run.summary.requests as f64)
-                }
-                _ => None,
-            };
-            measured[i][s] = Some(Measurement {
-                shape,
-                wrk: run.summary,
-                cpu_us_per_request,
-            });
+            wrk_allowed = allowed;
+            measured[i][s] = Some(m);
         }
     }
 
@@ -530,7 +514,7 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     probe(&http, &origin_url, Some(("x-cache", "HIT"))).await?;
     let edge_origin_requests = handle.count(origin::USERS);
     let redis_origin_db_queries = redis_origin
-        .metrics()
+        .extra()
         .counter(lesson_02_cache_aside::metrics::DB_QUERIES);
 
     let placement = Placement {
@@ -569,9 +553,47 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
     Ok(results)
 }
 
+/// One wrk run against `url` and the CPU time `cpu` spent over it, per
+/// request; also the CPUs wrk was allowed on. Fails on any answer of 400
+/// or more: the figures would not be of the thing measured.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn measure_one(
+    wrk_bin: &Path,
+    script: &Script,
+    url: &str,
+    shape: Shape,
+    duration: Duration,
+    client_cpus: Option<&[usize]>,
+    cpu: &Cpu,
+    label: &str,
+) -> anyhow::Result<(Measurement, String)> {
+    let before = cpu.read();
+    let run = wrk::run(wrk_bin, script, url, shape, duration, client_cpus).await?;
+    let after = cpu.read();
+    if run.summary.status_errors > 0 || run.summary.requests == 0 {
+        bail!(
+            "{label} under {shape:?}: {} answers of 400 or more in {} requests; the figures would not be of a cache",
+            run.summary.status_errors,
+            run.summary.requests
+        );
+    }
+    let cpu_us_per_request = match (before, after) {
+        (Some(b), Some(a)) if a >= b => {
+            Some((a - b) as f64 * 1e6 / clock_ticks() / run.summary.requests as f64)
+        }
+        _ => None,
+    };
+    let measurement = Measurement {
+        shape,
+        wrk: run.summary,
+        cpu_us_per_request,
+    };
+    Ok((measurement, run.cpus_allowed))
+}
+
 /// `LAB_PIN_CLIENT`, parsed (`lab::pin` pins the calling thread with it;
 /// here it is where wrk goes).
-fn client_cpus() -> anyhow::Result<Option<Vec<usize>>> {
+pub(crate) fn client_cpus() -> anyhow::Result<Option<Vec<usize>>> {
     match std::env::var(lab::pin::CLIENT_ENV) {
         Ok(v) if !v.trim().is_empty() => {
             Ok(Some(lab::pin::parse_cpus(&v).with_context(|| {
@@ -583,7 +605,7 @@ fn client_cpus() -> anyhow::Result<Option<Vec<usize>>> {
 }
 
 /// GETs `url`, checks a 200 (and `header: value` when given), returns the body.
-async fn probe(
+pub(crate) async fn probe(
     http: &reqwest::Client,
     url: &str,
     want: Option<(&str, &str)>,
@@ -608,7 +630,7 @@ async fn probe(
 
 /// Whose CPU time a target costs.
 #[derive(Clone, Debug)]
-enum Cpu {
+pub(crate) enum Cpu {
     /// A process: the nginx worker.
     Process(u32),
     /// A thread's `/proc/self/task/TID/stat`: the origin's thread.
@@ -617,7 +639,7 @@ enum Cpu {
 
 impl Cpu {
     /// utime + stime, in clock ticks.
-    fn read(&self) -> Option<u64> {
+    pub(crate) fn read(&self) -> Option<u64> {
         let path = match self {
             Cpu::Process(pid) => PathBuf::from(format!("/proc/{pid}/stat")),
             Cpu::Thread(p) => p.clone(),
@@ -650,7 +672,7 @@ fn parse_stat(s: &str) -> Option<Stat> {
 
 /// The one worker process of the nginx whose master is `master`, waiting
 /// up to a few seconds for it to appear.
-async fn nginx_worker(master: u32) -> anyhow::Result<u32> {
+pub(crate) async fn nginx_worker(master: u32) -> anyhow::Result<u32> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match nginx_workers(master)?.as_slice() {
@@ -690,7 +712,7 @@ fn nginx_workers(master: u32) -> anyhow::Result<Vec<u32>> {
 
 /// The machine's CPUs. Not `available_parallelism`: that counts the CPUs
 /// this (possibly pinned) process may use.
-fn online_cpus() -> usize {
+pub(crate) fn online_cpus() -> usize {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|s| lab::pin::parse_cpus(s.trim()).ok())
@@ -702,7 +724,7 @@ fn online_cpus() -> usize {
 
 /// Clock ticks per second (the unit of utime and stime): `getconf
 /// CLK_TCK`, which is 100 on every Linux the workshop runs on.
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -713,7 +735,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// `wrk --version`'s first line, e.g. `wrk debian/4.1.0-3+b2 [epoll]`.
-fn wrk_version(bin: &Path) -> String {
+pub(crate) fn wrk_version(bin: &Path) -> String {
     let out = std::process::Command::new(bin).arg("--version").output();
     out.ok()
         .and_then(|o| {
@@ -729,10 +751,10 @@ fn wrk_version(bin: &Path) -> String {
 /// A folder nginx serves at `/static/`, deleted on drop. Readable by
 /// everyone: as root, nginx's workers run as `nobody`.
 #[derive(Debug)]
-struct StaticDir(PathBuf);
+pub(crate) struct StaticDir(PathBuf);
 
 impl StaticDir {
-    fn create() -> anyhow::Result<StaticDir> {
+    pub(crate) fn create() -> anyhow::Result<StaticDir> {
         use std::os::unix::fs::PermissionsExt;
         let path = std::env::temp_dir().join(format!(
             "lab-edge-static-{}-{}",
@@ -745,11 +767,11 @@ impl StaticDir {
         Ok(StaticDir(path))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.0.join(name);
         std::fs::write(&path, bytes)
@@ -765,162 +787,46 @@ impl Drop for StaticDir {
     }
 }
 
-mod pinned {
-    //! Lesson 2's origin on a thread of its own, pinned, with its own
-    //! current-thread runtime: everything it does happens on that thread.
+/// The Redis client's timeout in the measured services: a loopback Redis
+/// under load answers in well under a millisecond, and no measured request
+/// may fail on a scheduling hiccup.
+pub(crate) const ORIGIN_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 
-    use std::path::{Path, PathBuf};
-    use std::time::Duration;
-
-    use anyhow::Context;
-    use lesson_02_cache_aside::metrics::Metrics;
-    use tokio::sync::oneshot;
-
-    /// What the thread sends back once it serves.
-    struct Started {
-        addr: std::net::SocketAddr,
-        stat_path: PathBuf,
-        metrics: Metrics,
-    }
-
-    #[derive(Debug)]
-    pub struct PinnedOrigin {
-        addr: std::net::SocketAddr,
-        stat_path: PathBuf,
-        metrics: Metrics,
-        stop: Option<oneshot::Sender<()>>,
-        thread: Option<std::thread::JoinHandle<()>>,
-    }
-
-    impl PinnedOrigin {
-        pub async fn start(
-            pg_url: &str,
-            schema: &str,
-            redis_url: &str,
-            key_prefix: &str,
-            cpus: Option<Vec<usize>>,
-        ) -> anyhow::Result<PinnedOrigin> {
-            let (pg_url, schema, redis_url) = (
-                pg_url.to_string(),
-                schema.to_string(),
-                redis_url.to_string(),
-            );
-            let settings = lesson_02_cache_aside::Settings {
-                // Longer than the run: every measured request is a HIT.
-                ttl: Duration::from_secs(3600),
-                redis_timeout: Duration::from_millis(100),
-                key_prefix: key_prefix.to_string(),
-                latency: Duration::ZERO,
-                db_timeout: Duration::from_secs(5),
-            };
-            let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<Started>>();
-            let (stop_tx, stop_rx) = oneshot::channel::<()>();
-            let thread = std::thread::Builder::new()
-                .name("lesson-2-origin".into())
-                .spawn(move || {
-                    let serve = async move {
-                        let pool = lab::isolate::schema_pool(&pg_url, &schema, 4).await?;
-                        let state = lesson_02_cache_aside::state(pool, &redis_url, settings)?;
-                        let metrics = state.metrics.clone();
-                        let running =
-                            lab::http::spawn_server(lesson_02_cache_aside::router(state), 0)
-                                .await?;
-                        // /proc/thread-self is this thread's /proc/PID/task/TID.
-                        let me = std::fs::read_link("/proc/thread-self")
-                            .context("Failed to read /proc/thread-self")?;
-                        anyhow::Ok((running, me, metrics))
-                    };
-                    let rt = match cpus
-                        .as_deref()
-                        .map_or(Ok(()), lab::pin::pin_current_thread)
-                        .and_then(|()| {
-                            tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .context("Failed to build the origin's runtime")
-                        }) {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    rt.block_on(async move {
-                        match serve.await {
-                            Ok((running, me, metrics)) => {
-                                let started = Started {
-                                    addr: running.addr,
-                                    stat_path: Path::new("/proc").join(me).join("stat"),
-                                    metrics,
-                                };
-                                let _ = started_tx.send(Ok(started));
-                                let _ = stop_rx.await;
-                                let _ = running.shutdown().await;
-                            }
-                            Err(e) => {
-                                let _ = started_tx.send(Err(e));
-                            }
-                        }
-                    });
-                })
-                .context("Failed to start the origin's thread")?;
-            let started = started_rx
-                .await
-                .context("the origin's thread died before it served")?
-                .context("lesson 2's origin did not start")?;
-            Ok(PinnedOrigin {
-                addr: started.addr,
-                stat_path: started.stat_path,
-                metrics: started.metrics,
-                stop: Some(stop_tx),
-                thread: Some(thread),
-            })
-        }
-
-        pub fn base_url(&self) -> String {
-            format!("http://{}", self.addr)
-        }
-
-        /// `/proc/PID/task/TID/stat` of the thread that does all the work.
-        pub fn stat_path(&self) -> &Path {
-            &self.stat_path
-        }
-
-        pub fn cpus_allowed(&self) -> String {
-            let status = self.stat_path.with_file_name("status");
-            super::wrk::cpus_allowed(&status.display().to_string())
-        }
-
-        pub fn metrics(&self) -> &Metrics {
-            &self.metrics
-        }
-
-        /// Stops serving and waits for the thread.
-        pub async fn stop(mut self) -> anyhow::Result<()> {
-            if let Some(tx) = self.stop.take() {
-                let _ = tx.send(());
-            }
-            if let Some(t) = self.thread.take() {
-                tokio::task::spawn_blocking(move || t.join())
-                    .await?
-                    .map_err(|_| anyhow::anyhow!("the origin's thread panicked"))?;
-            }
-            Ok(())
-        }
-    }
-
-    impl Drop for PinnedOrigin {
-        fn drop(&mut self) {
-            // Stopping is enough: the thread ends on its own, detached.
-            if let Some(tx) = self.stop.take() {
-                let _ = tx.send(());
-            }
-        }
-    }
+/// Lesson 2's service as an origin on a pinned thread (see [`pinned`]),
+/// logging through `log`: its Redis HIT is a row here and in lesson 2's
+/// hit-path bench.
+pub(crate) async fn lesson_2_origin(
+    pg_url: &str,
+    schema: &str,
+    redis_url: &str,
+    key_prefix: &str,
+    cpus: Option<Vec<usize>>,
+    log: Option<tracing::Dispatch>,
+) -> anyhow::Result<PinnedServer<lesson_02_cache_aside::metrics::Metrics>> {
+    let (pg_url, schema, redis_url) = (
+        pg_url.to_string(),
+        schema.to_string(),
+        redis_url.to_string(),
+    );
+    let settings = lesson_02_cache_aside::Settings {
+        // Longer than the run: every measured request is a HIT.
+        ttl: Duration::from_secs(3600),
+        redis_timeout: ORIGIN_REDIS_TIMEOUT,
+        key_prefix: key_prefix.to_string(),
+        latency: Duration::ZERO,
+        db_timeout: Duration::from_secs(5),
+    };
+    PinnedServer::start("lesson-2-origin", cpus, log, move || async move {
+        let pool = lab::isolate::schema_pool(&pg_url, &schema, 4).await?;
+        let state = lesson_02_cache_aside::state(pool, &redis_url, settings)?;
+        let metrics = state.metrics.clone();
+        Ok((lesson_02_cache_aside::router(state), metrics))
+    })
+    .await
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -948,7 +854,7 @@ mod tests {
         assert_eq!(s.ppid, std::os::unix::process::parent_id());
     }
 
-    fn measurement(rps: f64, p50: f64, cpu: f64) -> Measurement {
+    pub(crate) fn measurement(rps: f64, p50: f64, cpu: f64) -> Measurement {
         Measurement {
             shape: Shape::THROUGHPUT,
             wrk: WrkSummary {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod collapse;
 mod fixture;
+pub mod hit_path;
 pub mod load;
 pub mod purge;
 pub mod revalidate;
