@@ -7,19 +7,30 @@
 //! never add up each other's counts. A lesson's `metrics.rs` names its
 //! series and wraps each count in a method; this module is the plumbing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+
+/// How often a histogram's recorded samples are folded into its buckets
+/// when nobody scrapes (the exporter's own `install()` uses 5 s too).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// One service's metrics.
 #[derive(Clone)]
 pub struct Registry {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// The counters named at construction, looked up once: a handle is an
+    /// atomic add, where `metrics::counter!(name)` builds a key, hashes it
+    /// and takes a lock on every call.
+    counters: Arc<HashMap<&'static str, Counter>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -32,6 +43,11 @@ impl Registry {
     /// A registry whose `counters` start at zero, so a dashboard sees every
     /// series from the first scrape, and whose `histograms` get the given
     /// buckets (in seconds).
+    ///
+    /// Inside a Tokio runtime it also starts the upkeep task. The exporter
+    /// keeps every histogram sample in memory until a scrape or an upkeep
+    /// folds them into the buckets: a service that nobody scrapes would
+    /// otherwise grow by a few bytes on every request, for ever.
     pub fn new(
         counters: &[&'static str],
         histograms: &[(&str, &[f64])],
@@ -40,18 +56,46 @@ impl Registry {
         for (name, buckets) in histograms {
             builder = builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)?;
         }
-        let recorder = builder.build_recorder();
+        let recorder = Arc::new(builder.build_recorder());
         let handle = recorder.handle();
-        let registry = Registry {
-            recorder: Arc::new(recorder),
+        let mut handles = HashMap::new();
+        for &name in counters {
+            let counter =
+                metrics::with_local_recorder(recorder.as_ref(), || metrics::counter!(name));
+            counter.absolute(0);
+            handles.insert(name, counter);
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(upkeep(Arc::downgrade(&recorder)));
+        }
+        Ok(Registry {
+            recorder,
             handle,
-        };
-        registry.record(|| {
-            for name in counters {
-                metrics::counter!(*name).absolute(0);
+            counters: Arc::new(handles),
+        })
+    }
+
+    /// A counter's handle, to keep and bump without a lookup.
+    pub fn counter(&self, name: &'static str) -> Counter {
+        match self.counters.get(name) {
+            Some(c) => c.clone(),
+            None => {
+                metrics::with_local_recorder(self.recorder.as_ref(), || metrics::counter!(name))
             }
-        });
-        Ok(registry)
+        }
+    }
+
+    /// A histogram's handle, with fixed labels, to keep and record into.
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &'static str)],
+    ) -> Histogram {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|&(k, v)| metrics::Label::from_static_parts(k, v))
+            .collect();
+        metrics::with_local_recorder(self.recorder.as_ref(), || metrics::histogram!(name, labels))
     }
 
     /// Runs `f` with this registry as the recorder: `metrics::counter!` and
@@ -60,9 +104,13 @@ impl Registry {
         metrics::with_local_recorder(self.recorder.as_ref(), f);
     }
 
-    /// Adds one to a counter.
+    /// Adds one to a counter (through its handle when it was named at
+    /// construction).
     pub fn bump(&self, name: &'static str) {
-        self.record(|| metrics::counter!(name).increment(1));
+        match self.counters.get(name) {
+            Some(c) => c.increment(1),
+            None => self.record(|| metrics::counter!(name).increment(1)),
+        }
     }
 
     /// Sets a gauge.
@@ -91,6 +139,20 @@ impl Registry {
             .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
             .unwrap_or(0)
+    }
+}
+
+/// Folds the recorded histogram samples into their buckets every
+/// [`UPKEEP_EVERY`], until the registry is dropped.
+async fn upkeep(recorder: Weak<PrometheusRecorder>) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match recorder.upgrade() {
+            Some(r) => r.handle().run_upkeep(),
+            None => return,
+        }
     }
 }
 

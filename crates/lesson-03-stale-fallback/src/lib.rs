@@ -300,8 +300,9 @@ fn refresh_in_background(state: &AppState, id: i64) -> Result<(), Busy> {
 
 // ANCHOR: cache_calls
 /// Reads the entry. A Redis failure, or a value that is not an entry, is
-/// a miss: logged and counted.
-#[tracing::instrument(skip(state))]
+/// a miss: logged and counted. (A DEBUG span, as in lesson 2: it is made on
+/// every request.)
+#[tracing::instrument(level = "debug", skip(state))]
 async fn cache_get(state: &AppState, id: i64) -> Option<Entry<User>> {
     let mut redis = state.redis.clone();
     let key = state.settings.key(id);
@@ -327,7 +328,7 @@ async fn cache_get(state: &AppState, id: i64) -> Option<Entry<User>> {
 /// soft TTL, so a user created a moment later appears soon. In the other
 /// modes a 404 deletes the key, so a deleted user's stale copy is never
 /// served again.
-#[tracing::instrument(skip(state, entry))]
+#[tracing::instrument(level = "debug", skip(state, entry))]
 async fn cache_set(state: &AppState, id: i64, entry: &Entry<User>) {
     let s = &state.settings;
     let mut redis = state.redis.clone();

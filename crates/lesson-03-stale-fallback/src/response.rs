@@ -29,7 +29,7 @@ pub fn respond(id: i64, entry: Entry<User>, cache: &'static str) -> Result<Respo
     };
     let mut resp = axum::Json(user).into_response();
     let h = resp.headers_mut();
-    h.insert("x-cache", HeaderValue::from_static(cache));
+    h.insert(lab::http::X_CACHE, HeaderValue::from_static(cache));
     h.insert(header::AGE, HeaderValue::from(age));
     Ok(resp)
 }

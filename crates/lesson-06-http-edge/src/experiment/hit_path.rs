@@ -439,13 +439,14 @@ pub async fn run(opts: &HitPathOptions) -> anyhow::Result<HitPathResults> {
     let mut logs = Vec::new();
     let mut lesson_2 = Vec::new();
     for (row, name) in [
-        (HitRow::Lesson2HitWarn, "lesson-2-warn"),
-        (HitRow::Lesson2HitInfo, "lesson-2-default"),
-        (HitRow::Lesson2HitDebug, "lesson-2-debug"),
+        (HitRow::Lesson2HitWarn, "l2-hit-warn"),
+        (HitRow::Lesson2HitInfo, "l2-hit-default"),
+        (HitRow::Lesson2HitDebug, "l2-hit-debug"),
     ] {
         let (log, dispatch) = log_for(name, row.filter().unwrap_or(WARN_FILTER))?;
         logs.push((row, log));
         let server = lesson_2_origin(
+            name,
             pg.url(),
             schema.name(),
             redis.url(),

@@ -408,6 +408,7 @@ pub async fn run(opts: &LoadOptions) -> anyhow::Result<LoadResults> {
 
     // Lesson 2's origin, on a pinned thread of its own.
     let redis_origin = lesson_2_origin(
+        "lesson-2-origin",
         pg.url(),
         schema.name(),
         redis.url(),
@@ -792,10 +793,12 @@ impl Drop for StaticDir {
 /// may fail on a scheduling hiccup.
 pub(crate) const ORIGIN_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Lesson 2's service as an origin on a pinned thread (see [`pinned`]),
-/// logging through `log`: its Redis HIT is a row here and in lesson 2's
-/// hit-path bench.
+/// Lesson 2's service as an origin on a pinned thread named `name` (see
+/// [`pinned`]; `perf` and `top` show the name), logging through `log`: its
+/// Redis HIT is a row here and in lesson 2's hit-path bench.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn lesson_2_origin(
+    name: &str,
     pg_url: &str,
     schema: &str,
     redis_url: &str,
@@ -816,7 +819,7 @@ pub(crate) async fn lesson_2_origin(
         latency: Duration::ZERO,
         db_timeout: Duration::from_secs(5),
     };
-    PinnedServer::start("lesson-2-origin", cpus, log, move || async move {
+    PinnedServer::start(name, cpus, log, move || async move {
         let pool = lab::isolate::schema_pool(&pg_url, &schema, 4).await?;
         let state = lesson_02_cache_aside::state(pool, &redis_url, settings)?;
         let metrics = state.metrics.clone();
