@@ -14,10 +14,9 @@ use lab::testing::{CountingPostgres, Reply, call};
 /// The state your handler gets: lesson 2's, under [`PREFIX`], with a Redis
 /// connection that has no timeout of its own (so yours is what is tested).
 fn state_for(pool: sqlx::PgPool, redis: &PrivateRedis) -> AppState {
-    let mut s = state(pool, &redis.url(), Settings::for_tests(PREFIX))
-        .expect("the tests could not build the state (not your code)");
-    s.redis = redis.manager_without_timeout();
-    s
+    state(pool, &redis.url(), Settings::for_tests(PREFIX))
+        .expect("the tests could not build the state (not your code)")
+        .with_redis(redis.manager_without_timeout())
 }
 
 /// What most tests run on: a schema of the test's own on the shared

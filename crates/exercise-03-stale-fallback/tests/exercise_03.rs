@@ -39,13 +39,13 @@ async fn setup(test: &str) -> Setup {
         .await
         .expect("the tests could not seed their users (not your code)");
     let redis = PrivateRedis::start(test).await;
-    let mut state = state(
+    let state = state(
         pool.clone(),
         &redis.url(),
         Settings::for_tests(PREFIX, Mode::Fallback),
     )
-    .expect("the tests could not build the state (not your code)");
-    state.redis = redis.manager_without_timeout();
+    .expect("the tests could not build the state (not your code)")
+    .with_redis(redis.manager_without_timeout());
     Setup {
         pg,
         pool,

@@ -99,16 +99,53 @@ impl Settings {
     }
 }
 
-/// Everything a handler needs; cheap to clone (handles and `Arc`s).
+/// Everything a handler needs, behind one `Arc`: `state.pool`,
+/// `state.redis` and the rest read through it (`Deref`).
+///
+/// Why one `Arc` around the whole thing: axum clones the state for every
+/// request (the route's service, then the `State` extractor), and a struct
+/// of handles costs an atomic add and subtract per handle per clone. The
+/// hit-path bench measured it (lesson 2's chapter): one `Arc` makes each
+/// clone one atomic add.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Shared {
     pub pool: PgPool,
     /// Reconnects by itself after Redis comes back; clone it, don't pool it.
     pub redis: ConnectionManager,
-    pub settings: Arc<Settings>,
+    pub settings: Settings,
     pub metrics: Metrics,
     /// One permit per write in flight (see [`AppState::with_max_writes`]).
     pub writes: Arc<Semaphore>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The same state with another Redis connection (the exercises' tests
+    /// use one without a timeout of its own, to test the attendee's).
+    pub fn with_redis(self, redis: ConnectionManager) -> AppState {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.redis = redis;
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The default bound on writes in flight: half the pool. A write's task
@@ -126,17 +163,10 @@ impl AppState {
     /// At most `max` writes in flight (at least one); past it a PUT is
     /// refused at once with a 503 and `Retry-After`, not queued: a queue in
     /// front of a saturated pool only turns an overload into timeouts, later.
-    pub fn with_max_writes(mut self, max: usize) -> AppState {
-        self.writes = Arc::new(Semaphore::new(max.max(1)));
-        self
-    }
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+    pub fn with_max_writes(self, max: usize) -> AppState {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.writes = Arc::new(Semaphore::new(max.max(1)));
+        AppState(Arc::new(shared))
     }
 }
 
@@ -526,13 +556,13 @@ pub fn redis_manager(url: &str, timeout: Duration) -> anyhow::Result<ConnectionM
 
 /// Builds the state over a pool and a Redis URL.
 pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Result<AppState> {
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         redis: redis_manager(redis_url, settings.redis_timeout)?,
         writes: Arc::new(Semaphore::new(default_max_writes(
             pool.options().get_max_connections(),
         ))),
         pool,
-        settings: Arc::new(settings),
+        settings,
         metrics: Metrics::new()?,
-    })
+    })))
 }

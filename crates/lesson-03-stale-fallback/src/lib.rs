@@ -148,20 +148,44 @@ impl Settings {
     }
 }
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs, behind one `Arc` (read through `Deref`):
+/// axum clones the state for every request, and one `Arc` makes that one
+/// atomic add (lesson 2's `AppState` says why it matters under load).
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Shared {
     pub pool: PgPool,
     pub redis: ConnectionManager,
-    pub settings: Arc<Settings>,
+    pub settings: Settings,
     pub breaker: Arc<Breaker>,
     pub inflight: InFlight,
     pub metrics: Metrics,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The same state with another Redis connection (the exercises' tests
+    /// use one without a timeout of its own, to test the attendee's).
+    pub fn with_redis(self, redis: ConnectionManager) -> AppState {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.redis = redis;
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("Shared")
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -389,14 +413,14 @@ impl Settings {
 
 /// Builds the state over a pool and a Redis URL.
 pub fn state(pool: PgPool, redis_url: &str, settings: Settings) -> anyhow::Result<AppState> {
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         pool,
         redis: lesson_02_cache_aside::redis_manager(redis_url, settings.redis_timeout)?,
         breaker: Arc::new(Breaker::new(settings.breaker)),
         inflight: InFlight::new(settings.max_background_loads),
-        settings: Arc::new(settings),
+        settings,
         metrics: Metrics::new()?,
-    })
+    })))
 }
 
 /// The service.
