@@ -166,6 +166,29 @@ bench *args:
 report *args:
     cargo run -q -p report -- "$@"
 
+# Where lesson 2's HIT spends its time under load: the short hit_path bench under perf, top functions per server thread (~1 min; needs perf).
+profile-hit *threads="l2-hit-default minimal-hit lesson-3": _nginx
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v perf >/dev/null; then
+        echo "profile-hit needs perf: apt-get install linux-perf (Debian) or linux-tools-\$(uname -r) (Ubuntu)" >&2
+        exit 1
+    fi
+    bin=$(cargo bench -p benches --bench hit_path --no-run 2>&1 | grep -o 'target/release/deps/hit_path-[0-9a-f]*' | tail -1)
+    mkdir -p target/perf
+    # Pinned as `just report` pins: wrk on CPU 0, the servers on CPU 1.
+    if [ "$(nproc)" -ge 2 ]; then export LAB_PIN_CLIENT=0 LAB_PIN_SERVERS=1; fi
+    # DWARF call graphs: release builds have no frame pointers, but they
+    # keep the unwind tables perf needs.
+    LAB_QUICK=1 perf record -q -F 499 --call-graph dwarf,8192 -o target/perf/hit_path.data -- "$bin" --bench \
+        || { echo "perf record failed; as a user, perf may need: sudo sysctl kernel.perf_event_paranoid=1" >&2; exit 1; }
+    for t in {{threads}}; do
+        echo "== thread $t: share of its samples, by function (self time)"
+        perf report -i target/perf/hit_path.data --comm "$t" --no-children --percentage relative \
+            --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-150 | head -20
+    done
+    echo "callers of one function: perf report -i target/perf/hit_path.data --comm THREAD --no-children -S FUNCTION -G"
+
 # Build the book and serve it on http://127.0.0.1:3001.
 book:
     mdbook serve book --hostname 127.0.0.1 --port 3001
