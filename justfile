@@ -180,12 +180,16 @@ profile-hit *threads="l2-hit-default minimal-hit lesson-3": _nginx
     if [ "$(nproc)" -ge 2 ]; then export LAB_PIN_CLIENT=0 LAB_PIN_SERVERS=1; fi
     # DWARF call graphs: release builds have no frame pointers, but they
     # keep the unwind tables perf needs.
+    # The bench's own table goes to a file: under perf its figures are not
+    # measurements (`cargo bench --bench hit_path` measures).
+    echo "profiling the short hit_path bench (~1 min; its output: target/perf/hit_path.log)…"
     LAB_QUICK=1 perf record -q -F 499 --call-graph dwarf,8192 -o target/perf/hit_path.data -- "$bin" --bench \
-        || { echo "perf record failed; as a user, perf may need: sudo sysctl kernel.perf_event_paranoid=1" >&2; exit 1; }
+        > target/perf/hit_path.log 2>&1 \
+        || { echo "perf record failed (target/perf/hit_path.log); as a user, perf may need: sudo sysctl kernel.perf_event_paranoid=1" >&2; exit 1; }
     for t in {{threads}}; do
         echo "== thread $t: share of its samples, by function (self time)"
         perf report -i target/perf/hit_path.data --comm "$t" --no-children --percentage relative \
-            --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-150 | head -20
+            --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-150 | head -20 || true
     done
     echo "callers of one function: perf report -i target/perf/hit_path.data --comm THREAD --no-children -S FUNCTION -G"
 
