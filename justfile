@@ -174,7 +174,10 @@ profile-hit *threads="l2-hit-default minimal-hit lesson-3": _nginx
         echo "profile-hit needs perf: apt-get install linux-perf (Debian) or linux-tools-\$(uname -r) (Ubuntu)" >&2
         exit 1
     fi
-    bin=$(cargo bench -p benches --bench hit_path --no-run 2>&1 | grep -o 'target/release/deps/hit_path-[0-9a-f]*' | tail -1)
+    # The bench binary's path, from cargo's own line (wherever the target dir is).
+    built=$(cargo bench -p benches --bench hit_path --no-run 2>&1) || { echo "$built" >&2; echo "profile-hit: the bench did not build" >&2; exit 1; }
+    bin=$(echo "$built" | sed -n 's/.*Executable .*(\(.*hit_path-[0-9a-f]*\)).*/\1/p' | tail -1)
+    [ -x "$bin" ] || { echo "profile-hit: could not find the hit_path bench binary in cargo's output" >&2; exit 1; }
     mkdir -p target/perf
     # Pinned as `just report` pins: wrk on CPU 0, the servers on CPU 1.
     if [ "$(nproc)" -ge 2 ]; then export LAB_PIN_CLIENT=0 LAB_PIN_SERVERS=1; fi
